@@ -1,0 +1,425 @@
+/**
+ * Per-session MCP bearer credentials for hosts that spawn coding agents.
+ *
+ * A host runs an MCP server in its own process and spawns agent CLIs (Claude
+ * Code, Codex, Gemini CLI, OpenCode) that call back into it. Each agent session
+ * gets its own random bearer token, injected once at spawn, which cannot be
+ * rotated under the running process. The `McpSessionRegistry` service mints
+ * those tokens, scoped to a thread and a provider instance, and resolves them
+ * on every request:
+ *
+ * - every successful `resolve` or `touch` is a use: the idle clock restarts and
+ *   the expiry slides forward, so a healthy long session is never cut off;
+ * - a credential dies after `idleTimeout` without use, after `maxLifetime`
+ *   without use, or at `absoluteLifetime` from issue if that cap is set;
+ * - revocation hooks run exactly once per credential, whatever the way out,
+ *   including the layer's shutdown;
+ * - time comes from `Clock`, so a host's tests drive every timeout with
+ *   `TestClock`;
+ * - lookups, uses, issues and single revocations cost O(1) in the number of
+ *   live credentials, and only a SHA-256 digest of each token is kept.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type { CredentialInfo, CredentialScope, IssuedCredential } from "./Credential.ts"
+import { InvalidCredential, InvalidReason } from "./Credential.ts"
+import { Store } from "./internal/store.ts"
+import * as RegistryConfig from "./RegistryConfig.ts"
+import type { RevocationEvent, RevocationHook, RevocationReason } from "./Revocation.ts"
+
+/**
+ * What `issue` needs to mint a credential.
+ *
+ * @since 0.1.0
+ */
+export interface IssueRequest {
+  /** The conversation or task the agent works on. */
+  readonly threadId: string
+  /** The provider instance (Claude Code, Codex, ...) that will present the token. */
+  readonly providerInstanceId: string
+  /** Free-form capability names a guard may require; empty by default. */
+  readonly capabilities?: ReadonlyArray<string> | undefined
+  /**
+   * Whether a live credential of the same thread and provider instance is
+   * replaced (its hooks run with reason `replaced`). Default `true`.
+   */
+  readonly replace?: boolean | undefined
+}
+
+/**
+ * `issue` refused because a cap would be exceeded. Live credentials are never
+ * evicted to make room.
+ *
+ * @since 0.1.0
+ */
+export class RegistryFull extends Schema.TaggedError<RegistryFull>()("RegistryFull", {
+  /** `registry` for `maxCredentials`, `thread` for `maxCredentialsPerThread`. */
+  scope: Schema.Literals(["registry", "thread"]),
+  limit: Schema.Number,
+  threadId: Schema.String
+}) {
+  override get message(): string {
+    return this.scope === "registry"
+      ? `The registry holds its maximum of ${this.limit} live credentials`
+      : `Thread ${JSON.stringify(this.threadId)} holds its maximum of ${this.limit} live credentials`
+  }
+}
+
+/**
+ * `issue` was called with a request it cannot honour: a missing or oversized
+ * thread or provider instance id, or capabilities that are not strings.
+ *
+ * @since 0.1.0
+ */
+export class InvalidIssueRequest extends Schema.TaggedError<InvalidIssueRequest>()("InvalidIssueRequest", {
+  field: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid issue request: ${this.field} ${this.detail}`
+  }
+}
+
+/**
+ * The registry service.
+ *
+ * @since 0.1.0
+ */
+export class McpSessionRegistry extends Context.Service<McpSessionRegistry, {
+  /** Mints a credential for a thread and provider instance. */
+  readonly issue: (request: IssueRequest) => Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest>
+  /** `issue`, revoked with reason `session-stopped` when the scope closes. */
+  readonly issueScoped: (
+    request: IssueRequest
+  ) => Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest, Scope.Scope>
+  /** Authenticates a presented token; a success is a use that slides its expiry. */
+  readonly resolve: (token: string) => Effect.Effect<CredentialScope, InvalidCredential>
+  /** A sign of life from a provider turn: uses every live credential of the thread. Returns how many. */
+  readonly touch: (threadId: string) => Effect.Effect<number>
+  /** Revokes one credential (reason `revoked`); `true` if it was live. */
+  readonly revoke: (credentialId: string) => Effect.Effect<boolean>
+  /** Revokes the credential of a provider session (reason `session-stopped`); returns how many were live. */
+  readonly revokeProviderSession: (providerSessionId: string) => Effect.Effect<number>
+  /** Revokes every credential of a thread (reason `session-stopped`); returns how many were live. */
+  readonly revokeThread: (threadId: string) => Effect.Effect<number>
+  /** Revokes every credential (reason `revoked`); returns how many were live. */
+  readonly revokeAll: Effect.Effect<number>
+  /** The live credentials, without tokens. */
+  readonly list: Effect.Effect<ReadonlyArray<CredentialInfo>>
+  /** Runs `hook` for every credential that leaves the registry while the scope is open. */
+  readonly onRevoke: (hook: RevocationHook) => Effect.Effect<void, never, Scope.Scope>
+  /** Reclaims dead credentials now, as the background sweeper does; returns how many. */
+  readonly sweep: Effect.Effect<number>
+}>()("mcp-session-registry/McpSessionRegistry") {}
+
+/**
+ * How many credentials the sweeper examines before it yields to the event loop.
+ *
+ * @since 0.1.0
+ */
+export const sweepChunkSize = 4096
+
+const maxIdLength = 512
+
+const validate = (request: IssueRequest): InvalidIssueRequest | undefined => {
+  if (request === null || typeof request !== "object") {
+    return new InvalidIssueRequest({ field: "request", detail: "must be an object" })
+  }
+  for (const field of ["threadId", "providerInstanceId"] as const) {
+    const value: unknown = request[field]
+    if (typeof value !== "string" || value.length === 0) {
+      return new InvalidIssueRequest({ field, detail: "must be a non-empty string" })
+    }
+    if (value.length > maxIdLength) {
+      return new InvalidIssueRequest({ field, detail: `must be at most ${maxIdLength} characters` })
+    }
+  }
+  const capabilities: unknown = request.capabilities
+  if (
+    capabilities !== undefined &&
+    (!Array.isArray(capabilities) || capabilities.some((c) => typeof c !== "string" || c.length > maxIdLength))
+  ) {
+    return new InvalidIssueRequest({ field: "capabilities", detail: "must be an array of strings" })
+  }
+  return undefined
+}
+
+// One error value per reason: refusing a sprayed token must not allocate.
+const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
+  InvalidReason.literals.map((reason) => [reason, new InvalidCredential({ reason })])
+) as Record<InvalidReason, InvalidCredential>
+
+const registerMetrics = (store: Store, context: Context.Context<never>): Array<Metric.Registration> => {
+  const counter = (name: string, description: string, attributes: Record<string, string>, read: () => number) =>
+    Metric.registerUnsafe(Metric.counter(name, { description, attributes, incremental: true }), context, {
+      get: () => ({ count: read(), incremental: true }),
+      update: () => {},
+      modify: () => {}
+    })
+  return [
+    Metric.registerUnsafe(
+      Metric.gauge("mcp_session_registry_credentials_live", {
+        description: "Credentials held: live ones, plus dead ones not yet reclaimed by a lookup or the sweeper"
+      }),
+      context,
+      { get: () => ({ value: store.size }), update: () => {}, modify: () => {} }
+    ),
+    counter("mcp_session_registry_credentials_issued_total", "Credentials issued", {}, () => store.issuedTotal.value),
+    ...(Object.keys(store.resolvedTotal) as Array<keyof Store["resolvedTotal"]>).map((outcome) =>
+      counter(
+        "mcp_session_registry_resolutions_total",
+        "Token lookups, by outcome",
+        { outcome },
+        () => store.resolvedTotal[outcome]
+      )
+    ),
+    ...(Object.keys(store.revokedTotal) as Array<RevocationReason>).map((reason) =>
+      counter(
+        "mcp_session_registry_revocations_total",
+        "Credentials that left the registry, by reason",
+        { reason },
+        () => store.revokedTotal[reason]
+      )
+    )
+  ]
+}
+
+/**
+ * Builds the service in the current scope. Closing the scope revokes every
+ * credential with reason `shutdown` and waits for the hooks.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options) {
+  const config = yield* RegistryConfig.resolve(options)
+  const store = new Store(config)
+  const background = yield* FiberSet.make<void, never>()
+  const scopedHooks = new Set<RevocationHook>()
+  let hooks: ReadonlyArray<RevocationHook> = config.hooks
+  let closed = false
+
+  const runHook = (hook: RevocationHook, event: RevocationEvent): Effect.Effect<void> =>
+    Effect.suspend(() => hook(event)).pipe(
+      Effect.timeoutOption(config.hookTimeoutMillis),
+      Effect.flatMap((done) =>
+        Option.isNone(done)
+          ? Effect.logWarning(`Revocation hook abandoned after ${config.hookTimeoutMillis} ms`)
+          : Effect.void
+      ),
+      Effect.catchCause((cause) => Effect.logWarning("Revocation hook failed", Cause.pretty(cause))),
+      Effect.annotateLogs({ credentialId: event.credential.credentialId, reason: event.reason })
+    )
+
+  // The hooks are read when the credential leaves, not when the effect runs,
+  // so a hook sees exactly the events that happened while it was registered.
+  const dispatch = (events: ReadonlyArray<RevocationEvent>): Effect.Effect<void> => {
+    const current = hooks
+    if (events.length === 0 || current.length === 0) return Effect.void
+    return Effect.forEach(
+      events,
+      (event) => Effect.forEach(current, (hook) => runHook(hook, event), { concurrency: "unbounded", discard: true }),
+      { concurrency: 256, discard: true }
+    )
+  }
+
+  const dispatchInBackground = (events: ReadonlyArray<RevocationEvent>): Effect.Effect<void> =>
+    hooks.length === 0 ? Effect.void : Effect.asVoid(FiberSet.run(background, dispatch(events)))
+
+  const withEvents = <A>(f: (now: number, events: Array<RevocationEvent>) => A): Effect.Effect<A> =>
+    Effect.clockWith((clock) => {
+      const events: Array<RevocationEvent> = []
+      const result = f(clock.currentTimeMillisUnsafe(), events)
+      return events.length === 0 ? Effect.succeed(result) : Effect.as(dispatch(events), result)
+    })
+
+  const issue = Effect.fn("McpSessionRegistry.issue")(
+    function*(request: IssueRequest): Effect.fn.Return<IssuedCredential, RegistryFull | InvalidIssueRequest> {
+      const error = validate(request)
+      if (error !== undefined) return yield* error
+      const clock = yield* Clock.Clock
+      const events: Array<RevocationEvent> = []
+      const issued = store.issue(request, clock.currentTimeMillisUnsafe(), events)
+      yield* dispatch(events)
+      if ("_tag" in issued) {
+        return yield* new RegistryFull({ scope: issued.scope, limit: issued.limit, threadId: request.threadId })
+      }
+      const { entry, token } = issued
+      yield* Effect.annotateCurrentSpan({ credentialId: entry.credentialId, threadId: entry.threadId })
+      return {
+        credentialId: entry.credentialId,
+        providerSessionId: entry.providerSessionId,
+        threadId: entry.threadId,
+        providerInstanceId: entry.providerInstanceId,
+        capabilities: entry.capabilities,
+        token: Redacted.make(token, { label: "McpSessionToken" }),
+        authorizationHeader: Redacted.make(`Bearer ${token}`, { label: "McpSessionAuthorization" }),
+        issuedAt: entry.issuedAt,
+        expiresAt: store.expiresAt(entry)
+      }
+    }
+  )
+
+  const resolve = (token: string): Effect.Effect<CredentialScope, InvalidCredential> =>
+    Effect.clockWith((clock) => {
+      const found = store.resolve(token, clock.currentTimeMillisUnsafe())
+      if (typeof found !== "string") return Effect.succeed(store.info(found))
+      if (store.reclaimed.length === 0) return Effect.fail(invalid[found])
+      const reclaimed = store.reclaimed
+      store.reclaimed = []
+      return Effect.andThen(dispatchInBackground(reclaimed), Effect.fail(invalid[found]))
+    })
+
+  const revokeWith = (credentialId: string, reason: RevocationReason) =>
+    withEvents((now, events) => {
+      const entry = store.byCredentialId(credentialId)
+      return entry !== undefined && store.revoke(entry, reason, now, events)
+    })
+
+  const revoke = Effect.fn("McpSessionRegistry.revoke")(function*(credentialId: string) {
+    return yield* revokeWith(credentialId, "revoked")
+  })
+
+  const revokeProviderSession = Effect.fn("McpSessionRegistry.revokeProviderSession")(
+    function*(providerSessionId: string) {
+      return yield* withEvents((now, events) => {
+        const entry = store.byProviderSessionId(providerSessionId)
+        return entry !== undefined && store.revoke(entry, "session-stopped", now, events) ? 1 : 0
+      })
+    }
+  )
+
+  const revokeThread = Effect.fn("McpSessionRegistry.revokeThread")(function*(threadId: string) {
+    return yield* withEvents((now, events) =>
+      typeof threadId === "string" ? store.revokeThread(threadId, "session-stopped", now, events) : 0
+    )
+  })
+
+  const revokeEverything = (reason: RevocationReason) =>
+    withEvents((now, events) => {
+      let live = 0
+      for (const entry of Array.from(store.byDigest.values())) {
+        if (store.revoke(entry, reason, now, events)) live++
+      }
+      return live
+    })
+
+  const touch = (threadId: string): Effect.Effect<number> =>
+    Effect.clockWith((clock) => {
+      if (typeof threadId !== "string") return Effect.succeed(0)
+      const events: Array<RevocationEvent> = []
+      const touched = store.touch(threadId, clock.currentTimeMillisUnsafe(), events)
+      return events.length === 0 ? Effect.succeed(touched) : Effect.as(dispatchInBackground(events), touched)
+    })
+
+  // Examines a bounded chunk at a time and yields between chunks, so reclaiming
+  // a million credentials never holds the event loop for long.
+  const sweep: Effect.Effect<number> = Effect.gen(function*() {
+    const clock = yield* Clock.Clock
+    const iterator = store.byDigest.values()
+    let reclaimed = 0
+    while (true) {
+      const now = clock.currentTimeMillisUnsafe()
+      const events: Array<RevocationEvent> = []
+      let examined = 0
+      let step = iterator.next()
+      for (; !step.done && examined < sweepChunkSize; examined++) {
+        const entry = step.value
+        if (!entry.removed) {
+          const dead = store.deadReason(entry, now)
+          if (dead !== undefined) events.push(store.remove(entry, dead, now))
+        }
+        if (examined + 1 < sweepChunkSize) step = iterator.next()
+      }
+      reclaimed += events.length
+      yield* dispatch(events)
+      if (step.done) break
+      yield* Effect.yieldNow
+    }
+    store.pruneTombstones(clock.currentTimeMillisUnsafe())
+    return reclaimed
+  }).pipe(Effect.withSpan("McpSessionRegistry.sweep"))
+
+  const service = McpSessionRegistry.of({
+    issue,
+    issueScoped: (request) =>
+      Effect.acquireRelease(issue(request), (credential) => revokeWith(credential.credentialId, "session-stopped")),
+    resolve,
+    touch,
+    revoke,
+    revokeProviderSession,
+    revokeThread,
+    revokeAll: revokeEverything("revoked").pipe(Effect.withSpan("McpSessionRegistry.revokeAll")),
+    list: Effect.clockWith((clock) => Effect.sync(() => store.list(clock.currentTimeMillisUnsafe()))),
+    onRevoke: (hook) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          scopedHooks.add(hook)
+          hooks = [...config.hooks, ...scopedHooks]
+        }),
+        () =>
+          Effect.sync(() => {
+            scopedHooks.delete(hook)
+            hooks = [...config.hooks, ...scopedHooks]
+          })
+      ),
+    sweep
+  })
+
+  const registrations = registerMetrics(store, yield* Effect.context<never>())
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      closed = true
+      const count = yield* revokeEverything("shutdown")
+      yield* FiberSet.awaitEmpty(background)
+      for (const registration of registrations) registration.remove()
+      yield* Effect.logDebug(`McpSessionRegistry shut down; ${count} live credentials revoked`)
+    })
+  )
+
+  yield* Effect.gen(function*() {
+    while (!closed) {
+      yield* Effect.sleep(config.sweepIntervalMillis)
+      yield* sweep
+    }
+  }).pipe(Effect.forkScoped)
+
+  return service
+})
+
+/**
+ * The registry as a Layer with no other requirements.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options?: RegistryConfig.Options): Layer.Layer<McpSessionRegistry, RegistryConfig.RegistryConfigError> =>
+  Layer.effect(McpSessionRegistry, make(options))
+
+/**
+ * The registry with its options read from the environment (see
+ * `RegistryConfig.environment`). A missing variable keeps the default; a bad
+ * one fails the layer with a `RegistryConfigError`.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig: Layer.Layer<McpSessionRegistry, RegistryConfig.RegistryConfigError> = Layer.effect(
+  McpSessionRegistry,
+  Effect.gen(function*() {
+    const options = yield* RegistryConfig.config.pipe(
+      Effect.mapError((error) =>
+        new RegistryConfig.RegistryConfigError({ option: "environment", value: "", detail: error.message })
+      )
+    )
+    return yield* make(options)
+  })
+)

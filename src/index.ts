@@ -1,0 +1,40 @@
+/**
+ * mcp-session-registry: per-session MCP bearer credentials for coding-agent hosts.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * The bearer token format: minting, recognising and digesting tokens.
+ *
+ * @since 0.1.0
+ */
+export * as BearerToken from "./BearerToken.ts"
+
+/**
+ * Credential values and the `InvalidCredential` error.
+ *
+ * @since 0.1.0
+ */
+export * as Credential from "./Credential.ts"
+
+/**
+ * The registry service and its layers.
+ *
+ * @since 0.1.0
+ */
+export * as McpSessionRegistry from "./McpSessionRegistry.ts"
+
+/**
+ * Registry options, defaults and environment configuration.
+ *
+ * @since 0.1.0
+ */
+export * as RegistryConfig from "./RegistryConfig.ts"
+
+/**
+ * Revocation events and hooks.
+ *
+ * @since 0.1.0
+ */
+export * as Revocation from "./Revocation.ts"
