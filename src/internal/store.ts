@@ -101,11 +101,16 @@ export class Store {
     }
   }
 
-  /** Why the credential is dead at `now`, or `undefined` while it lives. */
+  /**
+   * Why the credential is dead at `now`, or `undefined` while it lives. The
+   * reason is the deadline it crossed first, so a credential reclaimed long
+   * after it went idle still leaves as `idle`.
+   */
   deadReason(entry: Entry, now: number): "idle" | "expired" | undefined {
-    if (now > this.expiresAt(entry)) return "expired"
-    if (now - entry.lastUsedAt > this.config.idleTimeoutMillis) return "idle"
-    return undefined
+    const idleAt = entry.lastUsedAt + this.config.idleTimeoutMillis
+    const expiresAt = this.expiresAt(entry)
+    if (now <= idleAt && now <= expiresAt) return undefined
+    return idleAt < expiresAt ? "idle" : "expired"
   }
 
   /** Looks a presented token up, sliding its expiry when it is live. */
