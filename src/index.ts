@@ -38,3 +38,11 @@ export * as RegistryConfig from "./RegistryConfig.ts"
  * @since 0.1.0
  */
 export * as Revocation from "./Revocation.ts"
+
+/**
+ * Launch configurations that inject a credential into Claude Code, Codex,
+ * Gemini CLI, OpenCode or any child process.
+ *
+ * @since 0.1.0
+ */
+export * as ProviderLaunch from "./ProviderLaunch.ts"
