@@ -19,6 +19,20 @@ export * as BearerToken from "./BearerToken.ts"
 export * as Credential from "./Credential.ts"
 
 /**
+ * The bearer-token guard for Effect's HTTP server and its `CurrentCredential`.
+ *
+ * @since 0.1.0
+ */
+export * as McpBearerAuth from "./McpBearerAuth.ts"
+
+/**
+ * The embedded MCP server over Streamable HTTP, guarded by the registry.
+ *
+ * @since 0.1.0
+ */
+export * as McpHttpServer from "./McpHttpServer.ts"
+
+/**
  * The registry service and its layers.
  *
  * @since 0.1.0
