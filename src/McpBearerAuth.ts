@@ -452,7 +452,7 @@ export const makeGuard = Effect.fnUntraced(function*(
     const space = authorization.indexOf(" ")
     const scheme = space === -1 ? authorization : authorization.slice(0, space)
     if (scheme.length !== 6 || scheme.toLowerCase() !== "bearer") return fail.scheme
-    const token = authorization.slice(space + 1).trim()
+    const token = space === -1 ? "" : authorization.slice(space + 1).trim()
     const resolvedScope = Effect.catch(registry.resolve(token), onInvalid)
     return required === undefined ? resolvedScope : Effect.flatMap(resolvedScope, checkCapability)
   }

@@ -1,0 +1,54 @@
+/**
+ * A raw HTTP client for the guard tests: `node:http`, because `fetch` will not
+ * send a forged `Host` or two `Authorization` headers, which is exactly what
+ * the guard must refuse. Every request uses its own connection, so a server
+ * shuts down without waiting for idle keep-alive sockets.
+ */
+import * as Http from "node:http"
+import { Effect } from "effect"
+
+/** What came back. */
+export interface RawResponse {
+  readonly status: number
+  readonly headers: Http.IncomingHttpHeaders
+  readonly body: string
+}
+
+/** Header values; an array sends the header once per value. */
+export type RawHeaders = Record<string, string | ReadonlyArray<string>>
+
+/** Sends one request to `127.0.0.1:port` and reads the whole response. */
+export const rawRequest = (options: {
+  readonly port: number
+  readonly path: string
+  readonly method?: string
+  readonly headers?: RawHeaders
+  readonly body?: string
+}): Effect.Effect<RawResponse> =>
+  Effect.callback<RawResponse>((resume) => {
+    const request = Http.request({
+      host: "127.0.0.1",
+      port: options.port,
+      path: options.path,
+      method: options.method ?? "GET",
+      agent: false,
+      headers: options.headers as Http.OutgoingHttpHeaders
+    }, (response) => {
+      const chunks: Array<Buffer> = []
+      response.on("data", (chunk: Buffer) => chunks.push(chunk))
+      response.on("end", () =>
+        resume(Effect.succeed({
+          status: response.statusCode ?? 0,
+          headers: response.headers,
+          body: Buffer.concat(chunks).toString("utf8")
+        })))
+    })
+    request.on("error", (error) => resume(Effect.die(error)))
+    request.end(options.body)
+  })
+
+/** The headers of a Streamable HTTP MCP POST. */
+export const mcpPostHeaders = {
+  "content-type": "application/json",
+  "accept": "application/json, text/event-stream"
+} as const
