@@ -233,7 +233,7 @@ describe("McpBearerAuth", () => {
           const credential = yield* issue(registry)
           const token = Redacted.value(credential.token)
           for (const path of [`/whoami?access_token=${token}`, `/whoami?x=1&access%5Ftoken=${token}`]) {
-            for (const headers of [{}, { authorization: bearer(credential) }]) {
+            for (const headers of [{}, { authorization: bearer(credential) }] as Array<RawHeaders>) {
               const response = yield* get(path, headers)
               assert.strictEqual(response.status, 400, path)
               assert.strictEqual(
