@@ -160,7 +160,22 @@ const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
   InvalidReason.literals.map((reason) => [reason, new InvalidCredential({ reason })])
 ) as Record<InvalidReason, InvalidCredential>
 
-const registerMetrics = (store: Store, context: Context.Context<never>): Array<Metric.Registration> => {
+// Credentials past a deadline stay in the store until a lookup or the sweeper
+// reclaims them, so the live count is taken at read time: O(n) per snapshot,
+// nothing per request, and always equal to what `list` returns at that instant.
+const liveCount = (store: Store, now: number): number => {
+  let live = 0
+  for (const entry of store.byDigest.values()) {
+    if (store.deadReason(entry, now) === undefined) live++
+  }
+  return live
+}
+
+const registerMetrics = (
+  store: Store,
+  clock: Clock.Clock,
+  context: Context.Context<never>
+): Array<Metric.Registration> => {
   const counter = (name: string, description: string, attributes: Record<string, string>, read: () => number) =>
     Metric.registerUnsafe(Metric.counter(name, { description, attributes, incremental: true }), context, {
       get: () => ({ count: read(), incremental: true }),
@@ -170,10 +185,10 @@ const registerMetrics = (store: Store, context: Context.Context<never>): Array<M
   return [
     Metric.registerUnsafe(
       Metric.gauge("mcp_session_registry_credentials_live", {
-        description: "Credentials held: live ones, plus dead ones not yet reclaimed by a lookup or the sweeper"
+        description: "Live credentials: the ones `list` would return"
       }),
       context,
-      { get: () => ({ value: store.size }), update: () => {}, modify: () => {} }
+      { get: () => ({ value: liveCount(store, clock.currentTimeMillisUnsafe()) }), update: () => {}, modify: () => {} }
     ),
     counter("mcp_session_registry_credentials_issued_total", "Credentials issued", {}, () => store.issuedTotal.value),
     ...(Object.keys(store.resolvedTotal) as Array<keyof Store["resolvedTotal"]>).map((outcome) =>
@@ -376,7 +391,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     sweep
   })
 
-  const registrations = registerMetrics(store, yield* Effect.context<never>())
+  const registrations = registerMetrics(store, yield* Clock.Clock, yield* Effect.context<never>())
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       closed = true
