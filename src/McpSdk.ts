@@ -1,0 +1,180 @@
+/**
+ * An adapter for the official MCP TypeScript SDK (`@modelcontextprotocol/sdk`):
+ * a token verifier for its `requireBearerAuth` middleware, so an Express (or
+ * any Node) MCP server built on the SDK authenticates agent CLIs through the
+ * registry.
+ *
+ * A live token becomes the SDK's `AuthInfo`, which tool handlers read as
+ * `extra.authInfo`; every refusal becomes the SDK's `InvalidTokenError`, so the
+ * middleware answers 401 with `WWW-Authenticate: Bearer error="invalid_token",
+ * error_description="..."` (the reason, never the token) and never a 500.
+ *
+ * The SDK's code is Promise based while the registry is an Effect service, so
+ * the verifier needs something to run the registry's effects with. Two ways:
+ *
+ * - inside an Effect program, `yield* McpSdk.tokenVerifier()` captures the
+ *   current context (the registry, and the `Clock`, logger and tracer in
+ *   effect, so a `TestClock` drives it);
+ * - from plain Promise code, `McpSdk.tokenVerifierFromRuntime(runtime)` runs on
+ *   a `ManagedRuntime` that provides the registry.
+ *
+ * Import it from `mcp-session-registry/mcp-sdk`; the SDK is an optional peer
+ * dependency needed only by this module.
+ *
+ * @since 0.1.0
+ */
+import { InvalidTokenError } from "@modelcontextprotocol/sdk/server/auth/errors.js"
+import type { OAuthTokenVerifier } from "@modelcontextprotocol/sdk/server/auth/provider.js"
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js"
+import * as Cause from "effect/Cause"
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as ManagedRuntime from "effect/ManagedRuntime"
+import type { CredentialScope } from "./Credential.ts"
+import { McpSessionRegistry } from "./McpSessionRegistry.ts"
+
+/**
+ * Options for the verifier.
+ *
+ * @since 0.1.0
+ */
+export interface VerifierOptions {
+  /**
+   * The RFC 8707 resource identifier of this MCP server, reported as
+   * `AuthInfo.resource`; set it when `requireBearerAuth` is given an
+   * `expectedResource`, which it compares with this value.
+   */
+  readonly resource?: URL | undefined
+}
+
+/**
+ * What `AuthInfo.extra` holds for a credential of this registry.
+ *
+ * @since 0.1.0
+ */
+export interface AuthInfoExtra {
+  readonly credentialId: string
+  readonly threadId: string
+  readonly providerSessionId: string
+  readonly providerInstanceId: string
+  /** Epoch milliseconds: when the credential dies unless used again. */
+  readonly idleExpiresAt: number
+}
+
+/**
+ * The `error_description` of a refusal that is not about the token itself
+ * (a defect, an interrupted or disposed runtime): still a 401, never a 500.
+ *
+ * @since 0.1.0
+ */
+export const unverifiableDescription = "the bearer token could not be verified"
+
+/**
+ * Maps a resolved credential to the SDK's `AuthInfo`.
+ *
+ * `clientId` is the provider instance, `scopes` are the capabilities, and
+ * `expiresAt` is the credential's (sliding) expiry in epoch seconds, rounded
+ * down. The SDK requires the `token` field; it is kept non-enumerable so that
+ * logging or serializing the `AuthInfo` does not print it.
+ *
+ * `requireBearerAuth` compares `expiresAt` with `Date.now()`, so a registry
+ * driven by a `TestClock` must have its clock set near the wall clock.
+ *
+ * @since 0.1.0
+ */
+export const toAuthInfo = (scope: CredentialScope, token: string, options?: VerifierOptions): AuthInfo => {
+  const extra: AuthInfoExtra = {
+    credentialId: scope.credentialId,
+    threadId: scope.threadId,
+    providerSessionId: scope.providerSessionId,
+    providerInstanceId: scope.providerInstanceId,
+    idleExpiresAt: scope.idleExpiresAt
+  }
+  const info: AuthInfo = {
+    token: "",
+    clientId: scope.providerInstanceId,
+    scopes: [...scope.capabilities],
+    expiresAt: Math.floor(scope.expiresAt / 1000),
+    ...(options?.resource === undefined ? {} : { resource: options.resource }),
+    extra: { ...extra }
+  }
+  Object.defineProperty(info, "token", { value: token, enumerable: false, writable: false })
+  return info
+}
+
+type Outcome = AuthInfo | InvalidTokenError
+
+// Never fails: a refusal is a value, and a defect is logged and turned into a
+// refusal, so nothing that reaches the SDK can become a 500.
+const authenticate = (token: string, options: VerifierOptions | undefined): Effect.Effect<Outcome, never, McpSessionRegistry> =>
+  McpSessionRegistry.use((registry) => registry.resolve(token)).pipe(
+    Effect.map((scope): Outcome => toAuthInfo(scope, token, options)),
+    Effect.catchTag("InvalidCredential", (error) => Effect.succeed<Outcome>(new InvalidTokenError(error.description))),
+    Effect.catchCause((cause) =>
+      Effect.as(
+        Effect.logError("Bearer token verification failed", Cause.pretty(cause)),
+        new InvalidTokenError(unverifiableDescription)
+      )
+    )
+  )
+
+const make = (
+  run: (effect: Effect.Effect<Outcome, never, McpSessionRegistry>) => Promise<Exit.Exit<Outcome, unknown>>,
+  options: VerifierOptions | undefined
+): OAuthTokenVerifier => ({
+  async verifyAccessToken(token: string): Promise<AuthInfo> {
+    let exit: Exit.Exit<Outcome, unknown>
+    try {
+      exit = await run(authenticate(token, options))
+    } catch {
+      throw new InvalidTokenError(unverifiableDescription)
+    }
+    if (Exit.isFailure(exit)) throw new InvalidTokenError(unverifiableDescription)
+    if (exit.value instanceof InvalidTokenError) throw exit.value
+    return exit.value
+  }
+})
+
+/**
+ * A verifier for `requireBearerAuth` that runs the registry's effects with the
+ * current context: the registry, and the `Clock`, logger and tracer in effect
+ * where this is run.
+ *
+ * ```ts
+ * const verifier = yield* McpSdk.tokenVerifier()
+ * app.use("/mcp", requireBearerAuth({ verifier }), mcpHandler)
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const tokenVerifier = (options?: VerifierOptions): Effect.Effect<OAuthTokenVerifier, never, McpSessionRegistry> =>
+  Effect.map(Effect.context<McpSessionRegistry>(), (context) => fromContext(context, options))
+
+/**
+ * A verifier that runs the registry's effects with the given context.
+ *
+ * @since 0.1.0
+ */
+export const fromContext = (context: Context.Context<McpSessionRegistry>, options?: VerifierOptions): OAuthTokenVerifier =>
+  make(Effect.runPromiseExitWith(context), options)
+
+/**
+ * A verifier for plain Promise code, running on a `ManagedRuntime` that
+ * provides the registry. Build the runtime once and share it with the code
+ * that issues and revokes credentials, so they all see the same registry.
+ *
+ * ```ts
+ * const runtime = ManagedRuntime.make(McpSessionRegistry.layer())
+ * app.use("/mcp", requireBearerAuth({ verifier: McpSdk.tokenVerifierFromRuntime(runtime) }), mcpHandler)
+ * ```
+ *
+ * A disposed runtime or a layer that failed to build refuses every token
+ * (401) rather than failing the request with a 500.
+ *
+ * @since 0.1.0
+ */
+export const tokenVerifierFromRuntime = <E>(
+  runtime: ManagedRuntime.ManagedRuntime<McpSessionRegistry, E>,
+  options?: VerifierOptions
+): OAuthTokenVerifier => make((effect) => runtime.runPromiseExit(effect), options)
