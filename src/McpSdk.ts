@@ -103,6 +103,27 @@ export const toAuthInfo = (scope: CredentialScope, token: string, options?: Veri
   return info
 }
 
+/**
+ * Who is calling, from the `AuthInfo` a tool handler receives as
+ * `extra.authInfo`; `undefined` when the request was not authenticated by
+ * this adapter.
+ *
+ * ```ts
+ * server.registerTool("whoami", {}, async (extra) => {
+ *   const caller = McpSdk.caller(extra.authInfo)
+ *   ...
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const caller = (authInfo: AuthInfo | undefined): AuthInfoExtra | undefined => {
+  const extra = authInfo?.extra
+  return extra !== undefined && typeof extra["credentialId"] === "string" && typeof extra["threadId"] === "string"
+    ? extra as unknown as AuthInfoExtra
+    : undefined
+}
+
 type Outcome = AuthInfo | InvalidTokenError
 
 // Never fails: a refusal is a value, and a defect is logged and turned into a
