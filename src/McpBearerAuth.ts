@@ -185,6 +185,16 @@ export interface Guard {
     request: HttpServerRequest.HttpServerRequest,
     searchParams?: Readonly<Record<string, unknown>> | undefined
   ) => Effect.Effect<CredentialScope, Rejection>
+  /**
+   * `authenticate` without the intermediate error channel, as the middleware
+   * runs it: `onAccept` with the credential or `onReject` with the refusal.
+   */
+  readonly handle: <A, E, R>(
+    request: HttpServerRequest.HttpServerRequest,
+    searchParams: Readonly<Record<string, unknown>> | undefined,
+    onAccept: (scope: CredentialScope) => Effect.Effect<A, E, R>,
+    onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>
   /** Every refusal this guard can send, by kind. */
   readonly rejections: { readonly [K in RejectionKind]: Rejection }
 }
@@ -399,9 +409,6 @@ export const makeGuard = Effect.fnUntraced(function*(
   const rejections = Object.fromEntries(
     rejectionKinds.map((kind) => [kind, makeRejection(resolved, kind)])
   ) as { readonly [K in RejectionKind]: Rejection }
-  const fail = Object.fromEntries(
-    rejectionKinds.map((kind) => [kind, Effect.fail(rejections[kind])])
-  ) as { readonly [K in RejectionKind]: Effect.Effect<never, Rejection> }
 
   const hosts = resolved.allowedHosts ?? (port === undefined ? undefined : new Set(loopbackHosts(port)))
   const origins = resolved.allowedOrigins ??
@@ -410,6 +417,7 @@ export const makeGuard = Effect.fnUntraced(function*(
   const isAllowedHost = (host: string | undefined): boolean => {
     if (hosts === "*") return true
     if (host === undefined) return false
+    if (hosts !== undefined && hosts.has(host)) return true
     const lower = host.toLowerCase()
     return hosts === undefined ? anyPortLoopback.has(hostName(lower)) : hosts.has(lower)
   }
@@ -422,14 +430,13 @@ export const makeGuard = Effect.fnUntraced(function*(
       anyPortLoopback.has(url.hostname)
   }
   const required = resolved.requiredCapability
-  const onInvalid = (error: { readonly reason: InvalidReason }) => fail[error.reason]
-  const checkCapability = (scope: CredentialScope): Effect.Effect<CredentialScope, Rejection> =>
-    scope.capabilities.includes(required!) ? Effect.succeed(scope) : fail["insufficient-capability"]
 
-  const authenticate = (
+  // Everything before the registry lookup, synchronously: the token to
+  // resolve, or the refusal to send.
+  const precheck = (
     request: HttpServerRequest.HttpServerRequest,
-    searchParams?: Readonly<Record<string, unknown>> | undefined
-  ): Effect.Effect<CredentialScope, Rejection> => {
+    searchParams: Readonly<Record<string, unknown>> | undefined
+  ): string | Rejection => {
     // On Node, read the source's own header object: `request.headers` copies it.
     const source = request.source as { readonly rawHeaders?: unknown; readonly headers?: unknown } | undefined
     const raw = source !== undefined && Array.isArray(source.rawHeaders) ? source.rawHeaders as Array<string> : undefined
@@ -437,27 +444,46 @@ export const makeGuard = Effect.fnUntraced(function*(
       Record<string, string | ReadonlyArray<string> | undefined>
     >
     const host = headers["host"]
-    if (!isAllowedHost(typeof host === "string" ? host : undefined)) return fail.host
+    if (!isAllowedHost(typeof host === "string" ? host : undefined)) return rejections.host
     const origin = headers["origin"]
-    if (origin !== undefined && !isAllowedOrigin(typeof origin === "string" ? origin : "")) return fail.origin
+    if (origin !== undefined && !isAllowedOrigin(typeof origin === "string" ? origin : "")) return rejections.origin
     const authorization = headers["authorization"]
     if (authorization !== undefined) {
       // Where repeated headers are joined (fetch), a comma shows it: a token never holds one.
       if (typeof authorization !== "string" || (raw !== undefined ? countAuthorization(raw) > 1 : authorization.includes(","))) {
-        return fail["duplicate-authorization"]
+        return rejections["duplicate-authorization"]
       }
     }
-    if (hasQueryToken(request.url, searchParams)) return fail["query-token"]
-    if (authorization === undefined) return fail["no-credentials"]
+    if (hasQueryToken(request.url, searchParams)) return rejections["query-token"]
+    if (authorization === undefined) return rejections["no-credentials"]
     const space = authorization.indexOf(" ")
     const scheme = space === -1 ? authorization : authorization.slice(0, space)
-    if (scheme.length !== 6 || scheme.toLowerCase() !== "bearer") return fail.scheme
-    const token = space === -1 ? "" : authorization.slice(space + 1).trim()
-    const resolvedScope = Effect.catch(registry.resolve(token), onInvalid)
-    return required === undefined ? resolvedScope : Effect.flatMap(resolvedScope, checkCapability)
+    if (scheme !== "Bearer" && (scheme.length !== 6 || scheme.toLowerCase() !== "bearer")) return rejections.scheme
+    return space === -1 ? "" : authorization.slice(space + 1).trim()
   }
 
-  return { authenticate, rejections }
+  const handle = <A, E, R>(
+    request: HttpServerRequest.HttpServerRequest,
+    searchParams: Readonly<Record<string, unknown>> | undefined,
+    onAccept: (scope: CredentialScope) => Effect.Effect<A, E, R>,
+    onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> => {
+    const checked = precheck(request, searchParams)
+    if (typeof checked !== "string") return onReject(checked)
+    return Effect.matchEffect(registry.resolve(checked), {
+      onFailure: (error) => onReject(rejections[error.reason]),
+      onSuccess: required === undefined
+        ? onAccept
+        : (scope) => scope.capabilities.includes(required) ? onAccept(scope) : onReject(rejections["insufficient-capability"])
+    })
+  }
+
+  const authenticate = (
+    request: HttpServerRequest.HttpServerRequest,
+    searchParams?: Readonly<Record<string, unknown>> | undefined
+  ): Effect.Effect<CredentialScope, Rejection> => handle(request, searchParams, Effect.succeed, Effect.fail)
+
+  return { authenticate, handle, rejections }
 })
 
 /**
@@ -476,16 +502,16 @@ export const middleware = (options?: Options) =>
         ? server.value.address.port
         : undefined
       const guard = yield* makeGuard(options, registry, port)
-      const onRejection = (rejection: Rejection) => Effect.succeed(rejection.response)
+      const onReject = (rejection: Rejection) => Effect.succeed(rejection.response)
       return (httpEffect) =>
-        Effect.withFiber((fiber) => {
-          const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
-          const searchParams = Context.getOrUndefined(fiber.context, HttpServerRequest.ParsedSearchParams)
-          return Effect.matchEffect(guard.authenticate(request, searchParams), {
-            onFailure: onRejection,
-            onSuccess: (scope) => Effect.provideService(httpEffect, CurrentCredential, scope)
-          })
-        })
+        Effect.withFiber((fiber) =>
+          guard.handle(
+            Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest),
+            Context.getOrUndefined(fiber.context, HttpServerRequest.ParsedSearchParams),
+            (scope) => Effect.provideService(httpEffect, CurrentCredential, scope),
+            onReject
+          )
+        )
     })
   )
 
