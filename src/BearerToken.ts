@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import { crc32 } from "node:zlib"
 import { randomBase64Url } from "./internal/entropy.ts"
 
@@ -92,11 +92,13 @@ export const check = (input: string): "missing" | "malformed" | undefined => {
 
 /**
  * The SHA-256 digest of a token as a 32-character binary string: the only form
- * in which the registry keeps it, and a compact `Map` key.
+ * in which the registry keeps it, and a compact `Map` key. The one-shot
+ * `crypto.hash` is about four times faster than a `createHash` object here,
+ * and this runs on every request.
  *
  * @since 0.1.0
  */
-export const digest = (token: string): string => createHash("sha256").update(token).digest("binary")
+export const digest = (token: string): string => hash("sha256", token, "binary")
 
 const isBase64UrlCode = (c: number): boolean =>
   (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95
