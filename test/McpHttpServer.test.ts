@@ -1,7 +1,8 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, Schema } from "effect"
+import { inspect } from "node:util"
+import { Effect, Layer, Logger, Redacted, References, Schema, Tracer } from "effect"
 import { McpServer, Tool, Toolkit } from "effect/ai"
 import type { Credential } from "../src/index.ts"
 import { McpBearerAuth, McpHttpServer, McpSessionRegistry, type Revocation } from "../src/index.ts"
@@ -212,4 +213,73 @@ describe("McpHttpServer", () => {
         assert.strictEqual(sameOrigin.status, 200)
       })
     ))
+
+  it.live("no log line or span carries a token, even one sent in the query string", () => {
+    const lines: Array<string> = []
+    const spans: Array<Tracer.NativeSpan> = []
+    const capture = Logger.make((options) => {
+      lines.push(inspect({
+        message: options.message,
+        cause: options.cause,
+        annotations: options.fiber.getRef(References.CurrentLogAnnotations)
+      }, { depth: 10 }))
+    })
+    const tracer = Tracer.make({
+      span(options) {
+        const span = new Tracer.NativeSpan(options)
+        spans.push(span)
+        return span
+      }
+    })
+    const tokens: Array<string> = []
+    return Effect.gen(function*() {
+      const server = yield* McpHttpServer.McpHttpServer
+      const registry = yield* McpSessionRegistry.McpSessionRegistry
+      const credential = yield* registry.issue({ threadId: "thread-1", providerInstanceId: "codex" })
+      const token = Redacted.value(credential.token)
+      tokens.push(token)
+      const client = yield* connect(server.url, credential)
+      yield* Effect.promise(() => client.callTool({ name: "session_info", arguments: {} }))
+      const post = (path: string, authorization?: string) =>
+        rawRequest({
+          port: server.port,
+          path,
+          method: "POST",
+          headers: {
+            ...mcpPostHeaders,
+            host: `127.0.0.1:${server.port}`,
+            ...(authorization === undefined ? {} : { authorization })
+          },
+          body: "{}"
+        })
+      assert.strictEqual((yield* post(`/mcp?access_token=${token}`)).status, 400)
+      assert.strictEqual((yield* post("/mcp", `Bearer ${token.slice(0, -1)}A`)).status, 401)
+      yield* registry.revokeProviderSession(credential.providerSessionId)
+      assert.strictEqual((yield* post("/mcp", `Bearer ${token}`)).status, 401)
+      yield* Effect.promise(() => client.close())
+    }).pipe(
+      Effect.provide(
+        McpHttpServer.layer({ logRequests: true }).pipe(Layer.provideMerge(McpSessionRegistry.layer()))
+      ),
+      Effect.provide(Layer.mergeAll(
+        Logger.layer([capture]),
+        Layer.succeed(References.MinimumLogLevel, "All"),
+        Layer.succeed(Tracer.Tracer, tracer)
+      )),
+      Effect.andThen(Effect.sync(() => {
+        const spanText = spans.map((span) =>
+          inspect({ name: span.name, attributes: span.attributes, events: span.events, status: span.status }, {
+            depth: 10
+          })
+        )
+        assert.isTrue(lines.some((line) => line.includes("Sent HTTP response")), "request logging was on")
+        assert.isTrue(spanText.some((text) => text.includes("access_token")), "the query-string request was traced")
+        assert.isAbove(tokens.length, 0)
+        for (const token of tokens) {
+          const secret = token.slice("mcpsr_".length, 40)
+          for (const text of [...lines, ...spanText]) assert.notInclude(text, secret)
+        }
+      }))
+    )
+  })
 })
