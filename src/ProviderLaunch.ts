@@ -15,7 +15,9 @@
  *
  * - Claude Code expands `${VAR}` in `headers` of an `http` server, both in
  *   `--mcp-config` and in `claude mcp add-json`.
- * - Codex reads the token from the variable named by `bearer_token_env_var`.
+ * - Codex reads the token from the variable named by `bearer_token_env_var`
+ *   (and, unless told not to, writes its whole environment to a shell
+ *   snapshot file, so the launch config turns that off).
  * - Gemini CLI expands `$VAR` in `settings.json` values, `headers` included.
  * - OpenCode substitutes `{env:VAR}` anywhere in its config.
  *
@@ -231,8 +233,13 @@ export const claudeCode: (input: LaunchInput) => Effect.Effect<LaunchConfig, Inv
  * `-c mcp_servers.<name>.bearer_token_env_var="VAR"`; Codex reads the token
  * from that variable and sends it as a bearer token.
  *
+ * `args` also has `-c features.shell_snapshot=false`: Codex otherwise writes
+ * a snapshot of its environment, token included, to
+ * `$CODEX_HOME/shell_snapshots/*.sh`.
+ *
  * `config` is the same as a TOML-shaped object, for hosts that write
- * `config.toml` (`[mcp_servers.<name>]` with `url` and `bearer_token_env_var`).
+ * `config.toml` (`[mcp_servers.<name>]` with `url` and `bearer_token_env_var`,
+ * and `[features]` with `shell_snapshot = false`).
  *
  * @since 0.1.0
  */
@@ -246,9 +253,11 @@ export const codex: (input: LaunchInput) => Effect.Effect<LaunchConfig, InvalidL
       "-c",
       `mcp_servers.${serverName}.url=${JSON.stringify(url)}`,
       "-c",
-      `mcp_servers.${serverName}.bearer_token_env_var=${JSON.stringify(envVar)}`
+      `mcp_servers.${serverName}.bearer_token_env_var=${JSON.stringify(envVar)}`,
+      "-c",
+      "features.shell_snapshot=false"
     ],
-    config: { mcp_servers: { [serverName]: { url, bearer_token_env_var: envVar } } }
+    config: { mcp_servers: { [serverName]: { url, bearer_token_env_var: envVar } }, features: { shell_snapshot: false } }
   })
 )
 

@@ -60,10 +60,14 @@ describe("ProviderLaunch", () => {
           "-c",
           `mcp_servers.host.url="http://127.0.0.1:4000/mcp"`,
           "-c",
-          `mcp_servers.host.bearer_token_env_var="HOST_TOKEN"`
+          `mcp_servers.host.bearer_token_env_var="HOST_TOKEN"`,
+          // Codex would otherwise write its environment, token included, to a shell snapshot file.
+          "-c",
+          "features.shell_snapshot=false"
         ])
         assert.deepStrictEqual(launch.config, {
-          mcp_servers: { host: { url: endpoint, bearer_token_env_var: "HOST_TOKEN" } }
+          mcp_servers: { host: { url: endpoint, bearer_token_env_var: "HOST_TOKEN" } },
+          features: { shell_snapshot: false }
         })
         assert.deepStrictEqual(launch.env, { HOST_TOKEN: Redacted.value(credential.token) })
         assertTokenOnlyInEnv(launch, credential)
