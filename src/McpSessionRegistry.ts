@@ -98,7 +98,10 @@ export class InvalidIssueRequest extends Schema.TaggedError<InvalidIssueRequest>
  * @since 0.1.0
  */
 export class McpSessionRegistry extends Context.Service<McpSessionRegistry, {
-  /** Mints a credential for a thread and provider instance. */
+  /**
+   * Mints a credential for a thread and provider instance. Once the layer has
+   * begun to close, it mints nothing and interrupts the caller.
+   */
   readonly issue: (request: IssueRequest) => Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest>
   /** `issue`, revoked with reason `session-stopped` when the scope closes. */
   readonly issueScoped: (
@@ -275,7 +278,10 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     function*(request: IssueRequest): Effect.fn.Return<IssuedCredential, RegistryFull | InvalidIssueRequest> {
       const error = validate(request)
       if (error !== undefined) return yield* error
-      const issued = yield* withEvents((now, events) => store.issue(request, now, events))
+      // Checked in the same step as the store operation: once shutdown began,
+      // nothing is minted that could outlive it.
+      const issued = yield* withEvents((now, events) => closed ? undefined : store.issue(request, now, events))
+      if (issued === undefined) return yield* Effect.interrupt
       if ("_tag" in issued) {
         return yield* new RegistryFull({ scope: issued.scope, limit: issued.limit, threadId: request.threadId })
       }
