@@ -58,9 +58,11 @@ const run = (
     })
   })
 
-const install = async (): Promise<string> => {
+// Returns the install directory and whether this run created it (and so
+// removes it at the end).
+const install = async (): Promise<{ dir: string; created: boolean }> => {
   const reuse = process.env["CHECK_CLIS_DIR"]
-  if (reuse !== undefined) return reuse
+  if (reuse !== undefined) return { dir: reuse, created: false }
   const dir = mkdtempSync(join(tmpdir(), "mcp-session-registry-clis-"))
   writeFileSync(join(dir, "package.json"), JSON.stringify({ private: true }))
   console.log(`Installing ${packages.join(", ")} into ${dir} ...`)
@@ -72,7 +74,7 @@ const install = async (): Promise<string> => {
     timeoutMs: 600_000
   })
   if (result.code !== 0) throw new Error(`npm install failed:\n${result.output}`)
-  return dir
+  return { dir, created: true }
 }
 
 // ---- the guarded MCP server ------------------------------------------------
@@ -212,7 +214,15 @@ const check = async (
 }
 
 const main = async () => {
-  const dir = await install()
+  const { created, dir } = await install()
+  try {
+    await checkAll(dir)
+  } finally {
+    if (created) rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const checkAll = async (dir: string) => {
   const bin = (name: string) => join(dir, "node_modules", ".bin", name)
   for (const name of ["claude", "codex", "gemini", "opencode"]) {
     if (!existsSync(bin(name))) throw new Error(`${bin(name)} is missing; is ${dir} an install of ${packages.join(", ")}?`)

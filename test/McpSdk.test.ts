@@ -5,7 +5,7 @@ import { InvalidTokenError } from "@modelcontextprotocol/sdk/server/auth/errors.
 import express from "express"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
-import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { Context, Effect, Layer, Logger, ManagedRuntime, Redacted } from "effect"
 import type { Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as McpSdk from "../src/McpSdk.ts"
@@ -187,5 +187,17 @@ describe("McpSdk", () => {
         const url = yield* serve(McpSdk.tokenVerifierFromRuntime(runtime))
         assertRefused(yield* call(url, "mcpsr_" + "A".repeat(49)), McpSdk.unverifiableDescription)
       }
+    }).pipe(Effect.scoped))
+
+  it.effect("a registry that dies while resolving is refused with 401 and logged, never 500", () =>
+    Effect.gen(function*() {
+      const logged: Array<unknown> = []
+      const dying = Context.make(registry, { resolve: () => Effect.die(new Error("boom")) } as any).pipe(
+        Context.add(Logger.CurrentLoggers, new Set([Logger.make(({ message }) => void logged.push(message))]))
+      )
+      const url = yield* serve(McpSdk.fromContext(dying))
+      assertRefused(yield* call(url, "mcpsr_" + "A".repeat(49)), McpSdk.unverifiableDescription)
+      assert.include(JSON.stringify(logged), "Bearer token verification failed")
+      assert.include(JSON.stringify(logged), "boom")
     }).pipe(Effect.scoped))
 })
