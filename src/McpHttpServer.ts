@@ -37,7 +37,14 @@ import type { McpSessionRegistry } from "./McpSessionRegistry.ts"
  * @since 0.1.0
  */
 export interface Options extends McpBearerAuth.Options {
-  /** The interface to bind. Default `127.0.0.1`: only processes on this machine can connect. */
+  /**
+   * The interface to bind. Default `127.0.0.1`: only processes on this
+   * machine can connect. Binding another interface also needs `allowedHosts`,
+   * since the default accepts only the loopback names.
+   *
+   * `allowedOrigins: "*"` passes the guard, but Effect's MCP transport then
+   * refuses every request that carries an `Origin`: list the origins instead.
+   */
   readonly host?: string | undefined
   /** The port. Default `0`: a free port, read back from `McpHttpServer.url`. */
   readonly port?: number | undefined
