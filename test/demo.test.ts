@@ -67,7 +67,7 @@ describe("demo", () => {
       "agent | token in my environment: yes; in my argv: no",
       "agent | connected with the official MCP SDK client; tools: session_info",
       "agent | session_info -> thread \"thread-1\", provider instance \"demo-agent\"",
-      /agent \| session_info again 1 s later -> idle expiry \S+ \(slid forward 1\.\d s\)/,
+      /agent \| session_info again 1 s later -> idle expiry \S+ \(slid forward [1-9]\d*\.\d s\)/,
       "4. Session stopped by the host",
       /revocation hook: cred_\S+ \(thread "thread-1", demo-agent\) left, reason "session-stopped"/,
       "agent | next call refused: HTTP 401, \"Unauthorized: the bearer token was revoked\" (reason: revoked)",
