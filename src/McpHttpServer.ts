@@ -27,6 +27,7 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import type { ServeError } from "effect/http/HttpServerError"
 import * as UrlParams from "effect/http/UrlParams"
+import * as SessionBinding from "./internal/sessionBinding.ts"
 import * as McpBearerAuth from "./McpBearerAuth.ts"
 import type { McpSessionRegistry } from "./McpSessionRegistry.ts"
 
@@ -176,7 +177,7 @@ export const layerRoutes = <RA = never, RE = never, RR = never>(
       allowedOrigins,
       allowSessionTermination: true,
       registrations
-    }).pipe(Layer.provide(McpBearerAuth.layer(options)))
+    }).pipe(Layer.provide(SessionBinding.middleware.combine(McpBearerAuth.middleware(options)).layer))
   })) as any
 
 /**

@@ -121,16 +121,21 @@ describe("McpHttpServer", () => {
       })
     ))
 
-  it.live("a tool sees the credential of the request that called it, not the one that opened the session", () =>
+  it.live("an MCP session belongs to the credential that opened it", () =>
     withServer(({ port, registry }) =>
       Effect.gen(function*() {
         const first = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
         const second = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
-        const post = (credential: Credential.IssuedCredential, body: unknown, sessionId?: string) =>
+        const send = (
+          credential: Credential.IssuedCredential,
+          body: unknown,
+          sessionId?: string,
+          method = "POST"
+        ) =>
           rawRequest({
             port,
             path: "/mcp",
-            method: "POST",
+            method,
             headers: {
               ...mcpPostHeaders,
               host: `127.0.0.1:${port}`,
@@ -138,27 +143,44 @@ describe("McpHttpServer", () => {
               "mcp-protocol-version": "2025-11-25",
               ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId })
             },
-            body: JSON.stringify(body)
+            ...(body === undefined ? {} : { body: JSON.stringify(body) })
           })
-        const init = yield* post(first, {
-          jsonrpc: "2.0",
-          id: 1,
-          method: "initialize",
-          params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+        const open = Effect.fnUntraced(function*(credential: Credential.IssuedCredential) {
+          const init = yield* send(credential, {
+            jsonrpc: "2.0",
+            id: 1,
+            method: "initialize",
+            params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+          })
+          assert.strictEqual(init.status, 200)
+          const sessionId = init.headers["mcp-session-id"] as string
+          assert.isString(sessionId)
+          yield* send(credential, { jsonrpc: "2.0", method: "notifications/initialized" }, sessionId)
+          return sessionId
         })
-        assert.strictEqual(init.status, 200)
-        const sessionId = init.headers["mcp-session-id"] as string
-        assert.isString(sessionId)
-        yield* post(first, { jsonrpc: "2.0", method: "notifications/initialized" }, sessionId)
-        const call = yield* post(second, {
-          jsonrpc: "2.0",
-          id: 2,
-          method: "tools/call",
-          params: { name: "session_info", arguments: {} }
-        }, sessionId)
-        assert.strictEqual(call.status, 200)
-        assert.include(call.body, "\"threadId\":\"thread-b\"")
-        assert.notInclude(call.body, "thread-a")
+        const sessionInfo = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "session_info", arguments: {} } }
+
+        const sessionA = yield* open(first)
+        const own = yield* send(first, sessionInfo, sessionA)
+        assert.strictEqual(own.status, 200)
+        assert.include(own.body, "\"threadId\":\"thread-a\"")
+
+        // Another live credential cannot use, nor end, a session it did not open.
+        const foreign = yield* send(second, sessionInfo, sessionA)
+        assert.strictEqual(foreign.status, 404)
+        assert.notInclude(foreign.body, "thread-a")
+        assert.strictEqual((yield* send(second, undefined, sessionA, "DELETE")).status, 404)
+        assert.strictEqual((yield* send(first, sessionInfo, sessionA)).status, 200)
+
+        // Its own session works, and each tool call sees its own caller.
+        const sessionB = yield* open(second)
+        const other = yield* send(second, sessionInfo, sessionB)
+        assert.strictEqual(other.status, 200)
+        assert.include(other.body, "\"threadId\":\"thread-b\"")
+
+        // The owner may end its session.
+        assert.strictEqual((yield* send(first, undefined, sessionA, "DELETE")).status, 204)
+        assert.strictEqual((yield* send(first, sessionInfo, sessionA)).status, 404)
       })
     ))
 
@@ -253,7 +275,8 @@ describe("McpHttpServer", () => {
           body: "{}"
         })
       assert.strictEqual((yield* post(`/mcp?access_token=${token}`)).status, 400)
-      assert.strictEqual((yield* post("/mcp", `Bearer ${token.slice(0, -1)}A`)).status, 401)
+      const altered = token.slice(0, -1) + (token.endsWith("A") ? "B" : "A")
+      assert.strictEqual((yield* post("/mcp", `Bearer ${altered}`)).status, 401)
       yield* registry.revokeProviderSession(credential.providerSessionId)
       assert.strictEqual((yield* post("/mcp", `Bearer ${token}`)).status, 401)
       yield* Effect.promise(() => client.close())
