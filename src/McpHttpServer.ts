@@ -6,7 +6,8 @@
  * `effect/ai` `McpServer`, and puts `McpBearerAuth` in front of it: a request
  * reaches a tool only with a live credential, and every such request slides
  * that credential's expiry. Tool handlers read `McpBearerAuth.CurrentCredential`
- * to learn which thread and provider instance is calling.
+ * to learn which thread and provider instance is calling. An MCP session
+ * belongs to the credential that opened it: another credential gets 404 on it.
  *
  * The endpoint URL to give a child process is on the `McpHttpServer` service.
  *
