@@ -28,6 +28,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -111,6 +112,8 @@ export class GuardConfigError extends Schema.TaggedError<GuardConfigError>()("Gu
  * - `no-credentials`: no `Authorization` header (401, challenge without `error`);
  * - `scheme`: an `Authorization` scheme other than `Bearer` (401, `invalid_token`);
  * - an `InvalidReason` from the registry: the token was refused (401, `invalid_token`);
+ * - `unverifiable`: the registry lookup itself died (for instance while the
+ *   registry shuts down); logged, and refused like a bad token (401);
  * - `insufficient-capability`: the credential lacks `requiredCapability` (403).
  *
  * @since 0.1.0
@@ -123,6 +126,7 @@ export type RejectionKind =
   | "no-credentials"
   | "scheme"
   | InvalidReason
+  | "unverifiable"
   | "insufficient-capability"
 
 /**
@@ -208,6 +212,7 @@ const descriptions: Record<Exclude<RejectionKind, InvalidReason>, string> = {
   "query-token": "bearer tokens are not accepted in the query string; send an Authorization header",
   "no-credentials": "no bearer token was presented",
   "scheme": "the Authorization scheme must be Bearer",
+  "unverifiable": "the bearer token could not be verified",
   "insufficient-capability": "the credential lacks a capability this endpoint requires"
 }
 
@@ -367,6 +372,7 @@ const rejectionKinds: ReadonlyArray<RejectionKind> = [
   "no-credentials",
   "scheme",
   ...InvalidReasonSchema.literals,
+  "unverifiable",
   "insufficient-capability"
 ]
 
@@ -470,8 +476,18 @@ export const makeGuard = Effect.fnUntraced(function*(
   ): Effect.Effect<A, E, R> => {
     const checked = precheck(request, searchParams)
     if (typeof checked !== "string") return onReject(checked)
-    return Effect.matchEffect(registry.resolve(checked), {
-      onFailure: (error) => onReject(rejections[error.reason]),
+    return Effect.matchCauseEffect(registry.resolve(checked), {
+      onFailure: (cause) => {
+        for (const reason of cause.reasons) {
+          if (reason._tag === "Fail") return onReject(rejections[reason.error.reason])
+        }
+        if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+        // A defect, not a bad token: worth a log line, still never a 500.
+        return Effect.andThen(
+          Effect.logError("McpBearerAuth: the registry lookup failed; refused with 401", Cause.pretty(cause)),
+          onReject(rejections.unverifiable)
+        )
+      },
       onSuccess: required === undefined
         ? onAccept
         : (scope) => scope.capabilities.includes(required) ? onAccept(scope) : onReject(rejections["insufficient-capability"])

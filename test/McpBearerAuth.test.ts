@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Redacted } from "effect"
+import { Effect, Exit, Layer, Logger, Redacted } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { BearerToken, McpBearerAuth, McpHttpServer, McpSessionRegistry, type RegistryConfig } from "../src/index.ts"
@@ -342,6 +342,32 @@ describe("McpBearerAuth", () => {
         }
       })
     ))
+
+  it.effect("a registry lookup that dies is logged and answered 401, never 500", () => {
+    const logged: Array<string> = []
+    const Dying = Layer.effect(
+      McpSessionRegistry.McpSessionRegistry,
+      Effect.map(McpSessionRegistry.make(), (registry) => ({ ...registry, resolve: () => Effect.die("registry gone") }))
+    )
+    return Effect.gen(function*() {
+      const server = yield* HttpServer.HttpServer
+      const port = server.address._tag === "UnixPathAddress" ? 0 : server.address.port
+      const token = BearerToken.mint()
+      const response = yield* rawRequest({
+        port,
+        path: "/whoami",
+        headers: { host: `127.0.0.1:${port}`, authorization: `Bearer ${token}` }
+      })
+      assert.strictEqual(response.status, 401)
+      assert.strictEqual(response.headers["www-authenticate"], invalidToken("the bearer token could not be verified"))
+      assert.strictEqual(JSON.parse(response.body).error.data.reason, "unverifiable")
+      assert.isTrue(logged.some((line) => line.includes("registry lookup failed")))
+      for (const line of logged) assert.notInclude(line, token)
+    }).pipe(
+      Effect.provide(McpHttpServer.layerGuarded(Routes).pipe(Layer.provide(Dying))),
+      Effect.provide(Logger.layer([Logger.make((options) => void logged.push(String(options.message)))]))
+    )
+  })
 
   it.effect("fails the layer on options that cannot work", () =>
     Effect.gen(function*() {
