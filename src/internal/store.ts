@@ -54,6 +54,12 @@ export class Store {
   readonly byId = new Map<string, Entry>()
   readonly threads = new Map<string, Entry>()
   readonly tombstones = new Map<string, number>()
+  // Tombstone keys in burial order, which is deadline order. Eviction and
+  // pruning take from the front of this queue in O(1): the first key of a Map
+  // is only found by stepping over every slot deleted before it, which made
+  // each eviction O(maxTombstones) once the cap was reached.
+  private buried: Array<string> = []
+  private buriedHead = 0
   /** Credentials reclaimed as a side effect of a lookup, waiting for their hooks. */
   reclaimed: Array<RevocationEvent> = []
 
@@ -306,18 +312,34 @@ export class Store {
 
   private bury(key: string, reason: InvalidReason, now: number): void {
     if (this.tombstones.size >= this.config.maxTombstones) {
-      // Insertion order is deadline order, so the first key is the oldest.
-      const oldest = this.tombstones.keys().next()
-      if (!oldest.done) this.tombstones.delete(oldest.value)
+      while (this.buriedHead < this.buried.length && !this.tombstones.delete(this.buried[this.buriedHead++]!)) {
+        // A key already forgotten by pruning: try the next oldest.
+      }
     }
     this.tombstones.set(key, (now + this.config.tombstoneRetentionMillis) * 8 + reasonCodes.indexOf(reason))
+    this.buried.push(key)
+    this.compactBuried()
   }
 
   /** Forgets tombstones past their retention: O(expired), oldest first. */
   pruneTombstones(now: number): void {
-    for (const [key, packed] of this.tombstones) {
-      if ((packed - (packed % 8)) / 8 >= now) return
-      this.tombstones.delete(key)
+    while (this.buriedHead < this.buried.length) {
+      const key = this.buried[this.buriedHead]!
+      const packed = this.tombstones.get(key)
+      if (packed !== undefined) {
+        if ((packed - (packed % 8)) / 8 >= now) break
+        this.tombstones.delete(key)
+      }
+      this.buriedHead++
+    }
+    this.compactBuried()
+  }
+
+  // Drops the consumed front of the queue once it is most of it: amortized O(1).
+  private compactBuried(): void {
+    if (this.buriedHead >= 1024 && this.buriedHead * 2 >= this.buried.length) {
+      this.buried = this.buried.slice(this.buriedHead)
+      this.buriedHead = 0
     }
   }
 }
