@@ -38,7 +38,7 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
-import type { CredentialScope, InvalidReason } from "./Credential.ts"
+import type { CredentialScope, InvalidCredential, InvalidReason } from "./Credential.ts"
 import { InvalidReason as InvalidReasonSchema } from "./Credential.ts"
 import { McpSessionRegistry } from "./McpSessionRegistry.ts"
 
@@ -198,6 +198,17 @@ export interface Guard {
     searchParams: Readonly<Record<string, unknown>> | undefined,
     onAccept: (scope: CredentialScope) => Effect.Effect<A, E, R>,
     onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>
+  /**
+   * `handle` with its continuations bound once: returns the per-request
+   * check, which allocates no closures. The middleware builds one per route.
+   */
+  readonly wrap: <A, E, R>(
+    onAccept: (scope: CredentialScope) => Effect.Effect<A, E, R>,
+    onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
+  ) => (
+    request: HttpServerRequest.HttpServerRequest,
+    searchParams: Readonly<Record<string, unknown>> | undefined
   ) => Effect.Effect<A, E, R>
   /** Every refusal this guard can send, by kind. */
   readonly rejections: { readonly [K in RejectionKind]: Rejection }
@@ -376,15 +387,54 @@ const rejectionKinds: ReadonlyArray<RejectionKind> = [
   "insufficient-capability"
 ]
 
-// Node keeps only the first of repeated Authorization headers in `headers`;
-// the raw list shows them all.
-const countAuthorization = (rawHeaders: ReadonlyArray<string>): number => {
-  let count = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!
-    if (name.length === 13 && name.toLowerCase() === "authorization") count++
+// The three headers the guard reads. `authorizations` counts them: Node keeps
+// only the first of repeated Authorization headers in `headers`.
+interface GuardHeaders {
+  host: string | undefined
+  origin: string | undefined
+  authorization: string | undefined
+  authorizations: number
+}
+
+const equalsIgnoringCase = (name: string, lower: string): boolean => name === lower || name.toLowerCase() === lower
+
+// Scans Node's raw header list once instead of asking for `headers`, which
+// Node builds lazily: a trivial route that never reads headers never pays for it.
+const scanRawHeaders = (raw: ReadonlyArray<string>, into: GuardHeaders): GuardHeaders => {
+  into.host = into.origin = into.authorization = undefined
+  into.authorizations = 0
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!
+    switch (name.length) {
+      case 4:
+        // Like Node: the first Host wins.
+        if (into.host === undefined && equalsIgnoringCase(name, "host")) into.host = raw[i + 1]
+        break
+      case 6:
+        // Like Node: repeated Origins are joined, and never match an allowed one.
+        if (equalsIgnoringCase(name, "origin")) {
+          into.origin = into.origin === undefined ? raw[i + 1] : `${into.origin}, ${raw[i + 1]}`
+        }
+        break
+      case 13:
+        if (equalsIgnoringCase(name, "authorization")) {
+          if (into.authorization === undefined) into.authorization = raw[i + 1]
+          into.authorizations++
+        }
+        break
+    }
   }
-  return count
+  return into
+}
+
+const readHeaders = (headers: Readonly<Record<string, unknown>>, into: GuardHeaders): GuardHeaders => {
+  const text = (value: unknown) => (value === undefined || typeof value === "string" ? value : String(value))
+  into.host = text(headers["host"])
+  into.origin = text(headers["origin"])
+  into.authorization = text(headers["authorization"])
+  // Where repeated headers are joined (fetch), a comma shows it: a token never holds one.
+  into.authorizations = into.authorization === undefined ? 0 : into.authorization.includes(",") ? 2 : 1
+  return into
 }
 
 const hasQueryToken = (url: string, searchParams: Readonly<Record<string, unknown>> | undefined): boolean => {
@@ -439,27 +489,22 @@ export const makeGuard = Effect.fnUntraced(function*(
 
   // Everything before the registry lookup, synchronously: the token to
   // resolve, or the refusal to send.
+  // Reused by every request: the scan finishes before anything can yield.
+  const scratch: GuardHeaders = { host: undefined, origin: undefined, authorization: undefined, authorizations: 0 }
+
+  // Everything before the registry lookup, synchronously: the token to
+  // resolve, or the refusal to send.
   const precheck = (
     request: HttpServerRequest.HttpServerRequest,
     searchParams: Readonly<Record<string, unknown>> | undefined
   ): string | Rejection => {
-    // On Node, read the source's own header object: `request.headers` copies it.
-    const source = request.source as { readonly rawHeaders?: unknown; readonly headers?: unknown } | undefined
-    const raw = source !== undefined && Array.isArray(source.rawHeaders) ? source.rawHeaders as Array<string> : undefined
-    const headers = (raw !== undefined ? source!.headers : request.headers) as Readonly<
-      Record<string, string | ReadonlyArray<string> | undefined>
-    >
-    const host = headers["host"]
-    if (!isAllowedHost(typeof host === "string" ? host : undefined)) return rejections.host
-    const origin = headers["origin"]
-    if (origin !== undefined && !isAllowedOrigin(typeof origin === "string" ? origin : "")) return rejections.origin
-    const authorization = headers["authorization"]
-    if (authorization !== undefined) {
-      // Where repeated headers are joined (fetch), a comma shows it: a token never holds one.
-      if (typeof authorization !== "string" || (raw !== undefined ? countAuthorization(raw) > 1 : authorization.includes(","))) {
-        return rejections["duplicate-authorization"]
-      }
-    }
+    const source = request.source as { readonly rawHeaders?: unknown } | undefined
+    const { authorization, authorizations, host, origin } = source !== undefined && Array.isArray(source.rawHeaders)
+      ? scanRawHeaders(source.rawHeaders as ReadonlyArray<string>, scratch)
+      : readHeaders(request.headers, scratch)
+    if (!isAllowedHost(host)) return rejections.host
+    if (origin !== undefined && !isAllowedOrigin(origin)) return rejections.origin
+    if (authorizations > 1) return rejections["duplicate-authorization"]
     if (hasQueryToken(request.url, searchParams)) return rejections["query-token"]
     if (authorization === undefined) return rejections["no-credentials"]
     const space = authorization.indexOf(" ")
@@ -468,16 +513,13 @@ export const makeGuard = Effect.fnUntraced(function*(
     return space === -1 ? "" : authorization.slice(space + 1).trim()
   }
 
-  const handle = <A, E, R>(
-    request: HttpServerRequest.HttpServerRequest,
-    searchParams: Readonly<Record<string, unknown>> | undefined,
+  // Built once per route, so a request allocates no closures of its own.
+  const wrap = <A, E, R>(
     onAccept: (scope: CredentialScope) => Effect.Effect<A, E, R>,
     onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E, R> => {
-    const checked = precheck(request, searchParams)
-    if (typeof checked !== "string") return onReject(checked)
-    return Effect.matchCauseEffect(registry.resolve(checked), {
-      onFailure: (cause) => {
+  ) => {
+    const outcomes = {
+      onFailure: (cause: Cause.Cause<InvalidCredential>): Effect.Effect<A, E, R> => {
         for (const reason of cause.reasons) {
           if (reason._tag === "Fail") return onReject(rejections[reason.error.reason])
         }
@@ -490,16 +532,35 @@ export const makeGuard = Effect.fnUntraced(function*(
       },
       onSuccess: required === undefined
         ? onAccept
-        : (scope) => scope.capabilities.includes(required) ? onAccept(scope) : onReject(rejections["insufficient-capability"])
-    })
+        : (scope: CredentialScope) =>
+          scope.capabilities.includes(required) ? onAccept(scope) : onReject(rejections["insufficient-capability"])
+    }
+    return (
+      request: HttpServerRequest.HttpServerRequest,
+      searchParams: Readonly<Record<string, unknown>> | undefined
+    ): Effect.Effect<A, E, R> => {
+      const checked = precheck(request, searchParams)
+      return typeof checked === "string"
+        ? Effect.matchCauseEffect(registry.resolve(checked), outcomes)
+        : onReject(checked)
+    }
   }
+
+  const handle = <A, E, R>(
+    request: HttpServerRequest.HttpServerRequest,
+    searchParams: Readonly<Record<string, unknown>> | undefined,
+    onAccept: (scope: CredentialScope) => Effect.Effect<A, E, R>,
+    onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> => wrap(onAccept, onReject)(request, searchParams)
+
+  const checkAuthenticated = wrap<CredentialScope, Rejection, never>(Effect.succeed, Effect.fail)
 
   const authenticate = (
     request: HttpServerRequest.HttpServerRequest,
     searchParams?: Readonly<Record<string, unknown>> | undefined
-  ): Effect.Effect<CredentialScope, Rejection> => handle(request, searchParams, Effect.succeed, Effect.fail)
+  ): Effect.Effect<CredentialScope, Rejection> => checkAuthenticated(request, searchParams)
 
-  return { authenticate, handle, rejections }
+  return { authenticate, handle, wrap, rejections }
 })
 
 /**
@@ -519,15 +580,15 @@ export const middleware = (options?: Options) =>
         : undefined
       const guard = yield* makeGuard(options, registry, port)
       const onReject = (rejection: Rejection) => Effect.succeed(rejection.response)
-      return (httpEffect) =>
-        Effect.withFiber((fiber) =>
-          guard.handle(
+      return (httpEffect) => {
+        const check = guard.wrap((scope) => Effect.provideService(httpEffect, CurrentCredential, scope), onReject)
+        return Effect.withFiber((fiber) =>
+          check(
             Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest),
-            Context.getOrUndefined(fiber.context, HttpServerRequest.ParsedSearchParams),
-            (scope) => Effect.provideService(httpEffect, CurrentCredential, scope),
-            onReject
+            Context.getOrUndefined(fiber.context, HttpServerRequest.ParsedSearchParams)
           )
         )
+      }
     })
   )
 
