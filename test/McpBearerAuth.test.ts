@@ -76,6 +76,22 @@ describe("McpBearerAuth", () => {
       })
     ))
 
+  it.effect("reads header names in any case, and refuses two Origins", () =>
+    withServer({}, ({ get, port, registry }) =>
+      Effect.gen(function*() {
+        const credential = yield* issue(registry)
+        const shouting = yield* get("/whoami", { AUTHORIZATION: bearer(credential), HOST: `LocalHost:${port}` })
+        assert.strictEqual(shouting.status, 200)
+        const twice = yield* get("/whoami", { AuThOrIzAtIoN: [bearer(credential), "Bearer x"] })
+        assert.strictEqual(twice.status, 400)
+        const origins = yield* get("/whoami", {
+          authorization: bearer(credential),
+          Origin: [`http://localhost:${port}`, "http://evil.example"]
+        })
+        assert.strictEqual(origins.status, 403)
+      })
+    ))
+
   it.effect("slides the expiry on every authenticated request", () =>
     withServer({ registry: { idleTimeout: "30 minutes" } }, ({ get, registry }) =>
       Effect.gen(function*() {
