@@ -1,0 +1,129 @@
+/**
+ * Measurement 5: what the HTTP guard costs. One Node HTTP server on
+ * 127.0.0.1 serves the same tool-less handler twice: at `/bare`, and at
+ * `/guarded` behind `McpBearerAuth.layer()`. The registry holds `live`
+ * credentials; every request of both runs carries the next of them in its
+ * `Authorization` header, so the two runs differ only in the guard. Runs
+ * alternate, bare then guarded, and the median of each is compared.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServer from "effect/http/HttpServer"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import { type ChildProcess, fork } from "node:child_process"
+import { createServer } from "node:http"
+import { fileURLToPath } from "node:url"
+import * as McpBearerAuth from "../src/McpBearerAuth.ts"
+import * as McpSessionRegistry from "../src/McpSessionRegistry.ts"
+import { median } from "./harness.ts"
+import type { LoadRequest, LoadResult } from "./load.ts"
+import { optionsFor, populate } from "./population.ts"
+
+/** What measurement 5 found. */
+export interface GuardResult {
+  readonly liveCredentials: number
+  readonly connections: number
+  readonly secondsPerRun: number
+  readonly withoutGuard: number
+  readonly withGuard: number
+  /** `withGuard / withoutGuard`. */
+  readonly ratio: number
+  /** `(1 - ratio) * 100`. */
+  readonly costPercent: number
+  readonly samples: { readonly withoutGuard: ReadonlyArray<number>; readonly withGuard: ReadonlyArray<number> }
+}
+
+const ok = HttpServerResponse.text("ok")
+
+const Routes = Layer.mergeAll(
+  HttpRouter.add("GET", "/bare", Effect.succeed(ok)),
+  HttpRouter.add("GET", "/guarded", Effect.succeed(ok)).pipe(Layer.provide(McpBearerAuth.layer()))
+)
+
+/** A load generator in a child process of its own, for the scope. */
+const loadGenerator = Effect.acquireRelease(
+  Effect.sync(() =>
+    fork(fileURLToPath(new URL("./load.ts", import.meta.url)), [], {
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"]
+    })
+  ),
+  (child) => Effect.sync(() => child.kill())
+)
+
+const load = (child: ChildProcess, request: LoadRequest): Effect.Effect<LoadResult, Error> =>
+  Effect.callback<LoadResult, Error>((resume) => {
+    const onMessage = (message: LoadResult | { readonly error: string }) => {
+      child.off("exit", onExit)
+      resume("error" in message ? Effect.fail(new Error(message.error)) : Effect.succeed(message))
+    }
+    const onExit = (code: number | null) => {
+      child.off("message", onMessage)
+      resume(Effect.fail(new Error(`load generator exited with ${code}`)))
+    }
+    child.once("message", onMessage)
+    child.once("exit", onExit)
+    child.send(request)
+  })
+
+/** Serves both routes, then loads them in alternation. */
+export const measure = (options: {
+  readonly live: number
+  readonly connections: number
+  readonly seconds: number
+  readonly rounds: number
+  /** Requests per run instead of `seconds` (smoke runs: no warm-up either). */
+  readonly amount?: number | undefined
+}): Effect.Effect<GuardResult, unknown> =>
+  Effect.scoped(Effect.gen(function*() {
+    const stack = HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
+      Layer.provideMerge(NodeHttpServer.layerServer(createServer, { host: "127.0.0.1", port: 0 })),
+      Layer.provideMerge(McpSessionRegistry.layer(optionsFor(options.live)))
+    )
+    const context = yield* Layer.build(stack)
+    const server = Context.get(context, HttpServer.HttpServer)
+    const registry = Context.get(context, McpSessionRegistry.McpSessionRegistry)
+    if (server.address._tag === "UnixPathAddress") throw new Error("guard: expected a TCP address")
+    const base = `http://127.0.0.1:${server.address.port}`
+    const tokens = yield* populate(registry, options.live)
+    const child = yield* loadGenerator
+    const run = Effect.fnUntraced(function*(path: string, seconds: number) {
+      const result = yield* load(child, {
+        url: base + path,
+        tokens,
+        connections: options.connections,
+        seconds,
+        amount: options.amount
+      })
+      if (result.non2xx > 0 || result.errors > 0 || result.requests === 0) {
+        throw new Error(`guard: ${path} answered ${result.non2xx} non-2xx and ${result.errors} errors`)
+      }
+      return result.requestsPerSecond
+    })
+    if (options.amount === undefined) {
+      // Warm-up of both paths, untimed.
+      yield* run("/bare", 1)
+      yield* run("/guarded", 1)
+    }
+    const bare: Array<number> = []
+    const guarded: Array<number> = []
+    for (let round = 0; round < options.rounds; round++) {
+      bare.push(yield* run("/bare", options.seconds))
+      guarded.push(yield* run("/guarded", options.seconds))
+    }
+    const withoutGuard = median(bare)
+    const withGuard = median(guarded)
+    return {
+      liveCredentials: options.live,
+      connections: options.connections,
+      secondsPerRun: options.seconds,
+      withoutGuard,
+      withGuard,
+      ratio: withGuard / withoutGuard,
+      costPercent: (1 - withGuard / withoutGuard) * 100,
+      samples: { withoutGuard: bare, withGuard: guarded }
+    }
+  }))

@@ -1,0 +1,206 @@
+/**
+ * The results of a run: the machine, the figures, the goals of issue 5 checked
+ * against them, and the Markdown table printed to stdout and pasted into the
+ * README.
+ */
+import { execFileSync } from "node:child_process"
+import * as os from "node:os"
+import type { GuardResult } from "./guard.ts"
+import type { IssueResult } from "./issue.ts"
+import type { MemoryResult } from "./memory.ts"
+import type { ResolveResult } from "./resolve.ts"
+import type { SweepResult } from "./sweep.ts"
+import type { Timing } from "./harness.ts"
+
+/** Where and on what a run happened. */
+export interface Machine {
+  readonly cpus: number
+  readonly model: string
+  readonly node: string
+  readonly platform: string
+  readonly totalMemoryGiB: number
+}
+
+/** Everything one run measured; a measurement left out of the run is `undefined`. */
+export interface Results {
+  readonly date: string
+  readonly commit: string
+  readonly machine: Machine
+  readonly timing: Timing
+  readonly resolve?: ReadonlyArray<ResolveResult> | undefined
+  readonly issue?: IssueResult | undefined
+  readonly memory?: MemoryResult | undefined
+  readonly sweep?: SweepResult | undefined
+  readonly guard?: GuardResult | undefined
+  readonly goals: ReadonlyArray<Goal>
+}
+
+/** One goal of issue 5 and whether the run met it. */
+export interface Goal {
+  readonly goal: string
+  readonly target: string
+  readonly measured: string
+  readonly met: boolean
+}
+
+/** The machine this process runs on. */
+export const machine = (): Machine => ({
+  cpus: os.availableParallelism(),
+  model: os.cpus()[0]?.model.trim() ?? "unknown",
+  node: process.version,
+  platform: `${os.platform()} ${os.arch()}`,
+  totalMemoryGiB: Math.round(os.totalmem() / 2 ** 30)
+})
+
+/** The commit the run measured, marked `-dirty` when src/ or bench/ had uncommitted changes. */
+export const commit = (): string => {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim()
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "bench"], { encoding: "utf8" }).trim()
+    return dirty === "" ? head : `${head}-dirty`
+  } catch {
+    return "unknown"
+  }
+}
+
+const fmt = (value: number, digits = 0): string =>
+  Number.isFinite(value) ? value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "n/a"
+const ratio = (value: number): string => (value >= 100 ? `${fmt(value)}x` : `${fmt(value, 2)}x`)
+const size = (n: number): string => (n >= 1000 && Math.log10(n) % 1 === 0 ? `1e${Math.log10(n)}` : fmt(n))
+
+/** Checks the goals of issue 5 against whatever the run measured. */
+export const goals = (results: Omit<Results, "goals">): Array<Goal> => {
+  const out: Array<Goal> = []
+  const resolve = results.resolve ?? []
+  if (resolve.length > 0) {
+    const worstFloor = Math.min(...resolve.map((r) => r.ratios.floor))
+    out.push({
+      goal: "resolve vs the floor, at every size",
+      target: ">= 0.70x",
+      measured: `${ratio(worstFloor)} (worst)`,
+      met: worstFloor >= 0.7
+    })
+    const worstLru = Math.min(...resolve.map((r) => r.ratios.lruCache))
+    out.push({
+      goal: "resolve vs lru-cache, at every size",
+      target: ">= 1.00x",
+      measured: `${ratio(worstLru)} (worst)`,
+      met: worstLru >= 1
+    })
+    const ops = resolve.map((r) => r.opsPerSecond.registry)
+    const spread = Math.min(...ops) / Math.max(...ops)
+    out.push({
+      goal: `resolve flat from ${size(resolve[0]!.size)} to ${size(resolve[resolve.length - 1]!.size)}`,
+      target: "slowest >= 0.75x fastest",
+      measured: `${ratio(spread)}`,
+      met: spread >= 0.75
+    })
+    const at1e4 = resolve.find((r) => r.size === 10_000)
+    if (at1e4 !== undefined) {
+      out.push({
+        goal: "resolve vs naive at 1e4",
+        target: ">= 100x",
+        measured: ratio(at1e4.ratios.naive),
+        met: at1e4.ratios.naive >= 100
+      })
+    }
+  }
+  if (results.issue !== undefined) {
+    out.push({
+      goal: "issue throughput",
+      target: ">= 100,000/s",
+      measured: `${fmt(results.issue.issuesPerSecond)}/s`,
+      met: results.issue.issuesPerSecond >= 100_000
+    })
+  }
+  if (results.memory !== undefined) {
+    out.push({
+      goal: `heap per live credential at ${size(results.memory.size)}`,
+      target: "<= 400 B",
+      measured: `${fmt(results.memory.bytesPerCredential)} B`,
+      met: results.memory.collected && results.memory.bytesPerCredential <= 400
+    })
+  }
+  if (results.sweep !== undefined) {
+    out.push({
+      goal: `longest event-loop stall sweeping ${size(results.sweep.size)} dead`,
+      target: "<= 20 ms",
+      measured: `${fmt(results.sweep.maxStallMillis, 1)} ms`,
+      met: results.sweep.maxStallMillis <= 20
+    })
+  }
+  if (results.guard !== undefined) {
+    out.push({
+      goal: "throughput cost of the HTTP guard",
+      target: "<= 10%",
+      measured: `${fmt(results.guard.costPercent, 1)}%`,
+      met: results.guard.costPercent <= 10
+    })
+  }
+  return out
+}
+
+/** The run as Markdown tables. */
+export const render = (results: Results): string => {
+  const lines: Array<string> = []
+  const m = results.machine
+  lines.push(
+    `Machine: ${m.cpus} cores, ${m.model}, ${m.totalMemoryGiB} GiB, ${m.platform}, Node ${m.node}. ` +
+      `Commit ${results.commit}, ${results.date}. Median of ${results.timing.rounds} rounds ` +
+      `(~${results.timing.batchMillis} ms each, after ${results.timing.warmupMillis} ms of warm-up per contender).`,
+    ""
+  )
+  if (results.resolve !== undefined && results.resolve.length > 0) {
+    lines.push(
+      "| `resolve`, live credentials | registry ops/s | floor ops/s | lru-cache ops/s | naive ops/s | registry/floor | registry/lru-cache | registry/naive |",
+      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    for (const r of results.resolve) {
+      lines.push(
+        `| ${size(r.size)} | ${fmt(r.opsPerSecond.registry)} | ${fmt(r.opsPerSecond.floor)} | ${fmt(r.opsPerSecond.lruCache)} | ${
+          fmt(r.opsPerSecond.naive, r.opsPerSecond.naive < 100 ? 1 : 0)
+        } | ${ratio(r.ratios.floor)} | ${ratio(r.ratios.lruCache)} | ${ratio(r.ratios.naive)} |`
+      )
+    }
+    lines.push("")
+  }
+  const rows: Array<[string, string]> = []
+  if (results.issue !== undefined) {
+    rows.push(["`issue`", `${fmt(results.issue.issuesPerSecond)} credentials/s`])
+    for (const r of results.issue.revokeThread) {
+      rows.push([
+        `\`revokeThread\`, thread of ${r.credentialsPerThread}`,
+        `${fmt(r.microsPerCall, 1)} µs per call (${fmt(r.callsPerSecond)} calls/s)`
+      ])
+    }
+  }
+  if (results.memory !== undefined) {
+    rows.push([
+      `heap per live credential (${size(results.memory.size)} live)`,
+      `${fmt(results.memory.bytesPerCredential)} B${results.memory.collected ? "" : " (without --expose-gc: not collected)"}`
+    ])
+  }
+  if (results.sweep !== undefined) {
+    const s = results.sweep
+    rows.push([
+      `sweeping ${size(s.size)} dead credentials`,
+      `longest stall ${fmt(s.maxStallMillis, 1)} ms, p99 ${fmt(s.p99StallMillis, 1)} ms, ${fmt(s.sweepMillis)} ms in all`
+    ])
+  }
+  if (results.guard !== undefined) {
+    const g = results.guard
+    rows.push([
+      `HTTP, ${fmt(g.liveCredentials)} live credentials`,
+      `${fmt(g.withoutGuard)} req/s bare, ${fmt(g.withGuard)} req/s guarded: the guard costs ${fmt(g.costPercent, 1)}%`
+    ])
+  }
+  if (rows.length > 0) {
+    lines.push("| measurement | result |", "| --- | --- |", ...rows.map(([k, v]) => `| ${k} | ${v} |`), "")
+  }
+  if (results.goals.length > 0) {
+    lines.push("| goal | target | measured | met |", "| --- | --- | --- | --- |")
+    for (const g of results.goals) lines.push(`| ${g.goal} | ${g.target} | ${g.measured} | ${g.met ? "yes" : "**no**"} |`)
+    lines.push("")
+  }
+  return lines.join("\n")
+}

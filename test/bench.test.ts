@@ -1,0 +1,48 @@
+import { assert, describe, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import type { Results } from "../bench/report.ts"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+
+// The benchmark suite is kept out of `npm test` (slow and noisy); this runs the
+// very script `npm run bench` runs, on tiny sizes, so that it never rots.
+describe("npm run bench", () => {
+  it("runs every measurement on tiny sizes and writes the results", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bench-smoke-"))
+    try {
+      const out = join(dir, "results.json")
+      const stdout = await new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          ["--expose-gc", "--import", "tsx", "bench/run.ts", "--smoke", `--out=${out}`],
+          { cwd: root, timeout: 50_000 },
+          (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))
+        )
+      )
+      const results = JSON.parse(readFileSync(out, "utf8")) as Results
+      assert.deepStrictEqual(results.resolve?.map((r) => r.size), [1000, 10000])
+      for (const r of results.resolve ?? []) {
+        for (const ops of Object.values(r.opsPerSecond)) assert.isTrue(ops > 0 && Number.isFinite(ops))
+        assert.isTrue(r.ratios.floor > 0)
+      }
+      assert.isTrue(results.issue!.issuesPerSecond > 0)
+      assert.deepStrictEqual(results.issue!.revokeThread.map((r) => r.credentialsPerThread), [1, 100])
+      assert.isTrue(results.memory!.collected)
+      assert.isTrue(results.memory!.bytesPerCredential > 0)
+      assert.strictEqual(results.sweep!.reclaimed, results.sweep!.size)
+      assert.isTrue(results.guard!.withGuard > 0 && results.guard!.withoutGuard > 0)
+      // One goal per requirement of the issue, each printed in the table.
+      assert.strictEqual(results.goals.length, 8)
+      for (const goal of results.goals) assert.include(stdout, goal.goal)
+      // The tokens the bench minted never reach its output.
+      assert.notMatch(stdout, /mcpsr_[A-Za-z0-9_-]{49}/)
+      assert.notMatch(readFileSync(out, "utf8"), /mcpsr_[A-Za-z0-9_-]{49}/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+})
