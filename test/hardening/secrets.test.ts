@@ -6,11 +6,15 @@
  * (`String`, `JSON.stringify`, `util.inspect`, `Cause.pretty`). No rendering
  * holds a raw token, whole or in part.
  */
+import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Logger, Metric, Redacted, References, Scope, Tracer } from "effect"
+import { HttpRouter, HttpServer, HttpServerResponse, UrlParams } from "effect/http"
 import { TestClock } from "effect/testing"
+import { createServer } from "node:http"
 import { inspect } from "node:util"
-import { BearerToken, McpSessionRegistry, type Revocation } from "../../src/index.ts"
+import { BearerToken, McpBearerAuth, McpSessionRegistry, type Revocation } from "../../src/index.ts"
+import { pool } from "./rawClient.ts"
 
 /** Every way a host might turn a value into text. */
 const renderings = (value: unknown): Array<string> => {
@@ -164,6 +168,84 @@ describe("hardening: secrets", () => {
         }
         // Nothing that looks like a token at all.
         for (const text of texts) assert.notMatch(text, BearerToken.pattern)
+      }))
+    )
+  })
+})
+
+describe("hardening: secrets over HTTP", () => {
+  // Served with HttpRouter.serve and the request logger on. Effect's server
+  // records the full URL on its span before any middleware runs, so a token
+  // pasted into `?access_token=` reaches `url.full` and `url.query` unless
+  // `access_token` is among `UrlParams.CurrentRedactedNames`, as
+  // McpHttpServer.layerGuarded sets it and as this test does.
+  it.live("the guard behind HttpRouter.serve, logger on: no request log or span carries a token", () => {
+    const texts: Array<string> = []
+    const spans: Array<Tracer.NativeSpan> = []
+    const capture = Logger.make((options) => {
+      texts.push(Logger.formatJson.log(options) as string, ...renderings(options.message), ...renderings(options.cause))
+    })
+    const tracer = Tracer.make({
+      span(options) {
+        const span = new Tracer.NativeSpan(options)
+        spans.push(span)
+        return span
+      }
+    })
+    const Ping = HttpRouter.add("*", "/mcp", HttpServerResponse.text("pong")).pipe(
+      Layer.provide(McpBearerAuth.layer())
+    )
+    const redactAccessToken = Layer.effect(
+      UrlParams.CurrentRedactedNames,
+      Effect.map(UrlParams.CurrentRedactedNames, (names) => [...names, "access_token"])
+    )
+    const Served = HttpRouter.serve(Ping).pipe(
+      Layer.provide(redactAccessToken),
+      Layer.provideMerge(NodeHttpServer.layerServer(createServer, { host: "127.0.0.1", port: 0 })),
+      Layer.provideMerge(McpSessionRegistry.layer()),
+      Layer.provide(Layer.mergeAll(
+        Logger.layer([capture]),
+        Layer.succeed(References.MinimumLogLevel, "All"),
+        Layer.succeed(Tracer.Tracer, tracer)
+      ))
+    )
+    const tokens: Array<string> = []
+    return Effect.gen(function*() {
+      const server = yield* HttpServer.HttpServer
+      const registry = yield* McpSessionRegistry.McpSessionRegistry
+      const port = server.address._tag === "UnixPathAddress" ? 0 : server.address.port
+      const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+      const token = Redacted.value(credential.token)
+      tokens.push(token)
+      const host = `127.0.0.1:${port}`
+      const client = pool(port, 1)
+      const responses = yield* Effect.promise(() =>
+        client.run([
+          { method: "POST", path: "/mcp", headers: [["Host", host], ["Authorization", `Bearer ${token}`]] },
+          { method: "POST", path: `/mcp?access_token=${token}`, headers: [["Host", host]] },
+          { method: "POST", path: `/mcp?x=1&access_token=${token}`, headers: [["Host", host], ["Authorization", `Bearer ${token}`]] },
+          { method: "POST", path: "/mcp", headers: [["Host", host], ["Authorization", `Bearer ${token.slice(0, -1)}A`]] },
+          { method: "POST", path: "/mcp", headers: [["Host", "evil.example"], ["Authorization", `Bearer ${token}`]] }
+        ])
+      )
+      client.close()
+      assert.deepStrictEqual(responses.map((r) => r.status), [200, 400, 400, 401, 403])
+    }).pipe(
+      Effect.provide(Served),
+      Effect.andThen(Effect.sync(() => {
+        assert.isTrue(texts.some((text) => text.includes("/mcp")), "the request logger logged no request")
+        for (const span of spans) {
+          texts.push(...renderings({ name: span.name, attributes: [...span.attributes], events: span.events, status: span.status }))
+        }
+        assert.isTrue(spans.some((span) => span.attributes.get("url.query") !== undefined), "no span recorded a query")
+        for (const token of tokens) {
+          const body = token.slice(BearerToken.prefix.length)
+          for (let at = 0; at + 16 <= body.length; at += 8) {
+            const piece = body.slice(at, at + 16)
+            const found = texts.find((text) => text.includes(piece))
+            assert.isUndefined(found, `a piece of a token appears in: ${found?.slice(0, 300)}`)
+          }
+        }
       }))
     )
   })
