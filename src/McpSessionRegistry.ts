@@ -142,6 +142,16 @@ const maxIdLength = 512
 // with a 10 ms hook took 20 s and a 1 GB heap peak, against 5 s and 180 MB.
 const hookConcurrency = 256
 
+// A hook written as an async function, outside the types (a JavaScript host),
+// returns a promise: it is awaited, so its rejection is logged like any hook
+// failure instead of going unhandled, which would end a Node process.
+const asEffect = (result: unknown): Effect.Effect<unknown, unknown> =>
+  Effect.isEffect(result)
+    ? result as Effect.Effect<unknown, unknown>
+    : result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function"
+    ? Effect.tryPromise(() => Promise.resolve(result as PromiseLike<unknown>))
+    : Effect.die(new TypeError("A revocation hook returned neither an Effect nor a promise"))
+
 const validate = (request: IssueRequest): InvalidIssueRequest | undefined => {
   if (request === null || typeof request !== "object") {
     return new InvalidIssueRequest({ field: "request", detail: "must be an object" })
@@ -238,7 +248,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   let closed = false
 
   const runHook = (hook: RevocationHook, event: RevocationEvent): Effect.Effect<void> =>
-    Effect.suspend(() => hook(event)).pipe(
+    Effect.suspend(() => asEffect(hook(event))).pipe(
       Effect.timeoutOption(config.hookTimeoutMillis),
       Effect.flatMap((done) =>
         Option.isNone(done)
