@@ -39,6 +39,10 @@ const throwing: Revocation.RevocationHook = () => {
 }
 const rejecting: Revocation.RevocationHook = () => Effect.promise(() => Promise.reject(new Error("hook rejected")))
 const hanging: Revocation.RevocationHook = () => Effect.never
+// Outside the types, as a JavaScript host might write it: an async function.
+const asyncRejecting = (async () => {
+  throw new Error("async hook failed")
+}) as unknown as Revocation.RevocationHook
 
 /** Builds the registry in a scope of its own, so a test can close it mid-flight. */
 const open = (options: RegistryConfig.Options) =>
@@ -51,12 +55,12 @@ const open = (options: RegistryConfig.Options) =>
 const token = (credential: { readonly token: Redacted.Redacted<string> }) => Redacted.value(credential.token)
 
 describe("hardening: faults", () => {
-  it.effect("failing, dying, throwing, rejecting and hanging hooks: every other hook still runs once", () => {
+  it.effect("failing, dying, throwing, rejecting, async and hanging hooks: every other hook still runs once", () => {
     const tracker = fiberTracker()
     return tracker.track(Effect.gen(function*() {
       const recorded = recorder()
       const { registry, scope } = yield* open({
-        hooks: [failing, dying, throwing, rejecting, hanging, recorded.hook],
+        hooks: [failing, dying, throwing, rejecting, asyncRejecting, hanging, recorded.hook],
         hookTimeout: "1 second"
       })
       const issued = []

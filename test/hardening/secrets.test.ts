@@ -224,7 +224,7 @@ describe("hardening: secrets over HTTP", () => {
           { method: "POST", path: "/mcp", headers: [["Host", host], ["Authorization", `Bearer ${token}`]] },
           { method: "POST", path: `/mcp?access_token=${token}`, headers: [["Host", host]] },
           { method: "POST", path: `/mcp?x=1&access_token=${token}`, headers: [["Host", host], ["Authorization", `Bearer ${token}`]] },
-          { method: "POST", path: "/mcp", headers: [["Host", host], ["Authorization", `Bearer ${token.slice(0, -1)}A`]] },
+          { method: "POST", path: "/mcp", headers: [["Host", host], ["Authorization", `Bearer ${token.slice(0, -1)}${token.endsWith("A") ? "B" : "A"}`]] },
           { method: "POST", path: "/mcp", headers: [["Host", "evil.example"], ["Authorization", `Bearer ${token}`]] }
         ])
       )
