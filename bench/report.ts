@@ -152,14 +152,15 @@ export const render = (results: Results): string => {
   )
   if (results.resolve !== undefined && results.resolve.length > 0) {
     lines.push(
-      "| `resolve`, live credentials | registry ops/s | floor ops/s | lru-cache ops/s | naive ops/s | registry/floor | registry/lru-cache | registry/naive |",
-      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+      "| `resolve`, live credentials | registry ops/s | floor ops/s | floor in Effect ops/s | lru-cache ops/s | naive ops/s | registry/floor | registry/floor in Effect | registry/lru-cache | registry/naive |",
+      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     for (const r of results.resolve) {
+      const o = r.opsPerSecond
       lines.push(
-        `| ${size(r.size)} | ${fmt(r.opsPerSecond.registry)} | ${fmt(r.opsPerSecond.floor)} | ${fmt(r.opsPerSecond.lruCache)} | ${
-          fmt(r.opsPerSecond.naive, r.opsPerSecond.naive < 100 ? 1 : 0)
-        } | ${ratio(r.ratios.floor)} | ${ratio(r.ratios.lruCache)} | ${ratio(r.ratios.naive)} |`
+        `| ${size(r.size)} | ${fmt(o.registry)} | ${fmt(o.floor)} | ${fmt(o.floorInEffect)} | ${fmt(o.lruCache)} | ${
+          fmt(o.naive, o.naive < 100 ? 1 : 0)
+        } | ${ratio(r.ratios.floor)} | ${ratio(r.ratios.floorInEffect)} | ${ratio(r.ratios.lruCache)} | ${ratio(r.ratios.naive)} |`
       )
     }
     lines.push("")
@@ -184,7 +185,8 @@ export const render = (results: Results): string => {
     const s = results.sweep
     rows.push([
       `sweeping ${size(s.size)} dead credentials`,
-      `longest stall ${fmt(s.maxStallMillis, 1)} ms, p99 ${fmt(s.p99StallMillis, 1)} ms, ${fmt(s.sweepMillis)} ms in all`
+      `longest stall ${fmt(s.maxStallMillis, 1)} ms, p99 ${fmt(s.p99StallMillis, 1)} ms, ${fmt(s.sweepMillis)} ms in all; ` +
+        `longest GC pause meanwhile ${fmt(s.longestGcPauseMillis, 1)} ms (${s.gcPauses} pauses)`
     ])
   }
   if (results.guard !== undefined) {

@@ -3,7 +3,10 @@
  * `lru-cache` and the naive design, on the same tokens in the same order.
  *
  * The registry is called the way a host calls it: `yield*` inside an Effect
- * program. The others are plain loops, timed inside the same program.
+ * program. The others are plain loops, timed inside the same program. One
+ * more contender, the floor's lookup wrapped in `Effect.sync` and yielded the
+ * same way, shows how much of the gap to the floor is Effect's own cost per
+ * `yield*`.
  * Lookups draw credentials uniformly at random (seeded), so at large sizes
  * every contender pays the same cache misses.
  */
@@ -23,11 +26,14 @@ export interface ResolveResult {
   readonly opsPerSecond: {
     readonly registry: number
     readonly floor: number
+    /** The floor's lookup as one `Effect.sync` yielded from the same kind of loop: what Effect alone costs. */
+    readonly floorInEffect: number
     readonly lruCache: number
     readonly naive: number
   }
   readonly ratios: {
     readonly floor: number
+    readonly floorInEffect: number
     readonly lruCache: number
     readonly naive: number
   }
@@ -64,22 +70,39 @@ export const measure = (size: number, timing: Timing): Effect.Effect<ResolveResu
           for (let i = 0; i < ops; i++) yield* registry.resolve(tokens[order[(from + i) & mask]!]!)
         })
     }
+    const floor = Contenders.floor(tokens)
+    const floorInEffect: Contender = {
+      name: "floor in Effect",
+      run: (from, ops) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < ops; i++) {
+            const token = tokens[order[(from + i) & mask]!]!
+            if ((yield* Effect.sync(() => floor.resolve(token))) === undefined) throw new Error("floor: live token refused")
+          }
+        })
+    }
     const result: Record<string, Throughput> = yield* interleaved([
       viaService,
-      plain("floor", Contenders.floor(tokens), tokens, order),
+      plain("floor", floor, tokens, order),
+      floorInEffect,
       plain("lru-cache", Contenders.lruCache(tokens, idleMillis), tokens, order),
       plain("naive", Contenders.naive(tokens, idleMillis), tokens, order)
     ], timing)
     const ops = {
       registry: result["registry"]!.opsPerSecond,
       floor: result["floor"]!.opsPerSecond,
+      floorInEffect: result["floor in Effect"]!.opsPerSecond,
       lruCache: result["lru-cache"]!.opsPerSecond,
       naive: result["naive"]!.opsPerSecond
     }
     return {
       size,
       opsPerSecond: ops,
-      ratios: { floor: ops.registry / ops.floor, lruCache: ops.registry / ops.lruCache, naive: ops.registry / ops.naive },
+      ratios: {
+        floor: ops.registry / ops.floor,
+        floorInEffect: ops.registry / ops.floorInEffect,
+        lruCache: ops.registry / ops.lruCache, naive: ops.registry / ops.naive
+      },
       samples: Object.fromEntries(Object.entries(result).map(([name, throughput]) => [name, throughput.samples]))
     }
   }))
