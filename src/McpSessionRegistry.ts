@@ -152,12 +152,35 @@ const asEffect = (result: unknown): Effect.Effect<unknown, unknown> =>
     ? Effect.tryPromise(() => Promise.resolve(result as PromiseLike<unknown>))
     : Effect.die(new TypeError("A revocation hook returned neither an Effect nor a promise"))
 
-const validate = (request: IssueRequest): InvalidIssueRequest | undefined => {
+/** A request as read once, so no later read of the caller's object can change what was checked. */
+interface CheckedRequest {
+  readonly threadId: string
+  readonly providerInstanceId: string
+  readonly capabilities: ReadonlyArray<string> | undefined
+  readonly replace: boolean
+}
+
+const validate = (request: IssueRequest): CheckedRequest | InvalidIssueRequest => {
   if (request === null || typeof request !== "object") {
     return new InvalidIssueRequest({ field: "request", detail: "must be an object" })
   }
+  // Every field is read exactly once: a getter that throws is bad input like
+  // any other, and one that answers differently on a second read cannot slip
+  // an unchecked value past this point.
+  let fields: Record<"threadId" | "providerInstanceId" | "capabilities" | "replace", unknown>
+  try {
+    const capabilities: unknown = request.capabilities
+    fields = {
+      threadId: request.threadId,
+      providerInstanceId: request.providerInstanceId,
+      capabilities: Array.isArray(capabilities) ? Array.from(capabilities as Array<unknown>) : capabilities,
+      replace: request.replace
+    }
+  } catch {
+    return new InvalidIssueRequest({ field: "request", detail: "could not be read" })
+  }
   for (const field of ["threadId", "providerInstanceId"] as const) {
-    const value: unknown = request[field]
+    const value = fields[field]
     if (typeof value !== "string" || value.length === 0) {
       return new InvalidIssueRequest({ field, detail: "must be a non-empty string" })
     }
@@ -165,14 +188,19 @@ const validate = (request: IssueRequest): InvalidIssueRequest | undefined => {
       return new InvalidIssueRequest({ field, detail: `must be at most ${maxIdLength} characters` })
     }
   }
-  const capabilities: unknown = request.capabilities
+  const capabilities = fields.capabilities
   if (
     capabilities !== undefined &&
     (!Array.isArray(capabilities) || capabilities.some((c) => typeof c !== "string" || c.length > maxIdLength))
   ) {
     return new InvalidIssueRequest({ field: "capabilities", detail: "must be an array of strings" })
   }
-  return undefined
+  return {
+    threadId: fields.threadId as string,
+    providerInstanceId: fields.providerInstanceId as string,
+    capabilities: capabilities as ReadonlyArray<string> | undefined,
+    replace: fields.replace !== false
+  }
 }
 
 // One error value per reason: refusing a sprayed token must not allocate.
@@ -291,14 +319,14 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   // profile showed at an eighth of the cost of an issue.
   const issue = Effect.fnUntraced(
     function*(request: IssueRequest): Effect.fn.Return<IssuedCredential, RegistryFull | InvalidIssueRequest> {
-      const error = validate(request)
-      if (error !== undefined) return yield* error
+      const checked = validate(request)
+      if ("_tag" in checked) return yield* checked
       // Checked in the same step as the store operation: once shutdown began,
       // nothing is minted that could outlive it.
-      const issued = yield* withEvents((now, events) => closed ? undefined : store.issue(request, now, events))
+      const issued = yield* withEvents((now, events) => closed ? undefined : store.issue(checked, now, events))
       if (issued === undefined) return yield* Effect.interrupt
       if ("_tag" in issued) {
-        return yield* new RegistryFull({ scope: issued.scope, limit: issued.limit, threadId: request.threadId })
+        return yield* new RegistryFull({ scope: issued.scope, limit: issued.limit, threadId: checked.threadId })
       }
       const { entry, token } = issued
       yield* Effect.annotateCurrentSpan({ credentialId: entry.credentialId, threadId: entry.threadId })
