@@ -31,12 +31,13 @@
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as UrlParams from "effect/http/UrlParams"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type { CredentialScope, InvalidCredential, InvalidReason } from "./Credential.ts"
 import { InvalidReason as InvalidReasonSchema } from "./Credential.ts"
@@ -602,6 +603,7 @@ export const middleware = (options?: Options) =>
  * })).pipe(Layer.provide(McpBearerAuth.layer({ realm: "my-host" })))
  *
  * HttpRouter.serve(Ping).pipe(
+ *   Layer.provide(McpBearerAuth.layerRedactQueryToken),
  *   Layer.provide(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
  *   Layer.provide(McpSessionRegistry.layer())
  * )
@@ -616,3 +618,17 @@ export const layer = (
   GuardConfigError,
   McpSessionRegistry
 > => middleware(options).layer
+
+/**
+ * Adds `access_token` to the URL parameters Effect redacts from its request
+ * spans and logs. Effect's server records the request URL before any
+ * middleware runs, so the guard alone cannot keep a token pasted into a URL
+ * out of a trace: provide this to the server layer (`HttpRouter.serve`).
+ * `McpHttpServer` does so already.
+ *
+ * @since 0.1.0
+ */
+export const layerRedactQueryToken: Layer.Layer<never> = Layer.effect(
+  UrlParams.CurrentRedactedNames,
+  Effect.map(UrlParams.CurrentRedactedNames, (names) => [...names, "access_token"])
+)

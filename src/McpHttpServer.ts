@@ -27,7 +27,6 @@ import * as Toolkit from "effect/ai/Toolkit"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import type { ServeError } from "effect/http/HttpServerError"
-import * as UrlParams from "effect/http/UrlParams"
 import * as SessionBinding from "./internal/sessionBinding.ts"
 import * as McpBearerAuth from "./McpBearerAuth.ts"
 import type { McpSessionRegistry } from "./McpSessionRegistry.ts"
@@ -133,12 +132,6 @@ export const layerSessionInfo = McpServer.toolkit(SessionInfoToolkit).pipe(
   }))
 )
 
-// A token pasted into a URL by mistake must not reach a span attribute either.
-const redactAccessToken = Layer.effect(
-  UrlParams.CurrentRedactedNames,
-  Effect.map(UrlParams.CurrentRedactedNames, (names) => [...names, "access_token"])
-)
-
 /**
  * The guarded MCP routes on an existing `HttpRouter`, for hosts that serve
  * other routes too. Reads the bound port from `HttpServer` for the default
@@ -202,7 +195,7 @@ export interface ServeOptions extends McpBearerAuth.Options {
 
 const serveOn = <A, E, R>(routes: Layer.Layer<A, E, R>, options: ServeOptions) =>
   HttpRouter.serve(routes, { disableLogger: options.logRequests !== true, disableListenLog: true }).pipe(
-    Layer.provide(redactAccessToken),
+    Layer.provide(McpBearerAuth.layerRedactQueryToken),
     Layer.provideMerge(
       NodeHttpServer.layerServer(createServer, { host: options.host ?? "127.0.0.1", port: options.port ?? 0 })
     )

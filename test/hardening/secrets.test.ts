@@ -9,7 +9,7 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Logger, Metric, Redacted, References, Scope, Tracer } from "effect"
-import { HttpRouter, HttpServer, HttpServerResponse, UrlParams } from "effect/http"
+import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { createServer } from "node:http"
 import { inspect } from "node:util"
@@ -177,8 +177,8 @@ describe("hardening: secrets over HTTP", () => {
   // Served with HttpRouter.serve and the request logger on. Effect's server
   // records the full URL on its span before any middleware runs, so a token
   // pasted into `?access_token=` reaches `url.full` and `url.query` unless
-  // `access_token` is among `UrlParams.CurrentRedactedNames`, as
-  // McpHttpServer.layerGuarded sets it and as this test does.
+  // `access_token` is among `UrlParams.CurrentRedactedNames`, which
+  // McpBearerAuth.layerRedactQueryToken sets, as the README tells hosts to.
   it.live("the guard behind HttpRouter.serve, logger on: no request log or span carries a token", () => {
     const texts: Array<string> = []
     const spans: Array<Tracer.NativeSpan> = []
@@ -195,12 +195,8 @@ describe("hardening: secrets over HTTP", () => {
     const Ping = HttpRouter.add("*", "/mcp", HttpServerResponse.text("pong")).pipe(
       Layer.provide(McpBearerAuth.layer())
     )
-    const redactAccessToken = Layer.effect(
-      UrlParams.CurrentRedactedNames,
-      Effect.map(UrlParams.CurrentRedactedNames, (names) => [...names, "access_token"])
-    )
     const Served = HttpRouter.serve(Ping).pipe(
-      Layer.provide(redactAccessToken),
+      Layer.provide(McpBearerAuth.layerRedactQueryToken),
       Layer.provideMerge(NodeHttpServer.layerServer(createServer, { host: "127.0.0.1", port: 0 })),
       Layer.provideMerge(McpSessionRegistry.layer()),
       Layer.provide(Layer.mergeAll(
