@@ -4,7 +4,9 @@
  * `/guarded` behind `McpBearerAuth.layer()`. The registry holds `live`
  * credentials; every request of both runs carries the next of them in its
  * `Authorization` header, so the two runs differ only in the guard. Runs
- * alternate, bare then guarded, and the median of each is compared.
+ * alternate, bare then guarded, and the median of each is compared. The
+ * server's CPU time per request is compared too: on two cores the load
+ * generator can be what limits the rate, and then only CPU shows the cost.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
@@ -34,6 +36,14 @@ export interface GuardResult {
   /** `(1 - ratio) * 100`. */
   readonly costPercent: number
   readonly samples: { readonly withoutGuard: ReadonlyArray<number>; readonly withGuard: ReadonlyArray<number> }
+  /**
+   * The server process's CPU time per request (median of the runs), bare and
+   * guarded: the guard's cost even when the load generator, not the server,
+   * limits the request rate.
+   */
+  readonly cpuMicrosPerRequest: { readonly withoutGuard: number; readonly withGuard: number }
+  /** `(guarded / bare - 1) * 100` of the CPU time per request. */
+  readonly cpuCostPercent: number
 }
 
 const ok = HttpServerResponse.text("ok")
@@ -90,7 +100,9 @@ export const measure = (options: {
     const base = `http://127.0.0.1:${server.address.port}`
     const tokens = yield* populate(registry, options.live)
     const child = yield* loadGenerator
-    const run = Effect.fnUntraced(function*(path: string, seconds: number) {
+    const cpu = { "/bare": [] as Array<number>, "/guarded": [] as Array<number> }
+    const run = Effect.fnUntraced(function*(path: "/bare" | "/guarded", seconds: number) {
+      const before = process.cpuUsage()
       const result = yield* load(child, {
         url: base + path,
         tokens,
@@ -101,6 +113,8 @@ export const measure = (options: {
       if (result.non2xx > 0 || result.errors > 0 || result.requests === 0) {
         throw new Error(`guard: ${path} answered ${result.non2xx} non-2xx and ${result.errors} errors`)
       }
+      const used = process.cpuUsage(before)
+      cpu[path].push((used.user + used.system) / result.requests)
       return result.requestsPerSecond
     })
     if (options.amount === undefined) {
@@ -108,6 +122,8 @@ export const measure = (options: {
       yield* run("/bare", 1)
       yield* run("/guarded", 1)
     }
+    cpu["/bare"].length = 0
+    cpu["/guarded"].length = 0
     const bare: Array<number> = []
     const guarded: Array<number> = []
     for (let round = 0; round < options.rounds; round++) {
@@ -124,6 +140,8 @@ export const measure = (options: {
       withGuard,
       ratio: withGuard / withoutGuard,
       costPercent: (1 - withGuard / withoutGuard) * 100,
-      samples: { withoutGuard: bare, withGuard: guarded }
+      samples: { withoutGuard: bare, withGuard: guarded },
+      cpuMicrosPerRequest: { withoutGuard: median(cpu["/bare"]), withGuard: median(cpu["/guarded"]) },
+      cpuCostPercent: (median(cpu["/guarded"]) / median(cpu["/bare"]) - 1) * 100
     }
   }))

@@ -193,7 +193,9 @@ export const render = (results: Results): string => {
     const g = results.guard
     rows.push([
       `HTTP, ${fmt(g.liveCredentials)} live credentials`,
-      `${fmt(g.withoutGuard)} req/s bare, ${fmt(g.withGuard)} req/s guarded: the guard costs ${fmt(g.costPercent, 1)}%`
+      `${fmt(g.withoutGuard)} req/s bare, ${fmt(g.withGuard)} req/s guarded: the guard costs ${fmt(g.costPercent, 1)}% ` +
+        `of throughput; server CPU ${fmt(g.cpuMicrosPerRequest.withoutGuard, 1)} µs vs ${fmt(g.cpuMicrosPerRequest.withGuard, 1)} µs ` +
+        `per request (+${fmt(g.cpuCostPercent, 1)}%)`
     ])
   }
   if (rows.length > 0) {
