@@ -52,11 +52,11 @@ export const machine = (): Machine => ({
   totalMemoryGiB: Math.round(os.totalmem() / 2 ** 30)
 })
 
-/** The commit the run measured, marked `-dirty` when src/ or bench/ had uncommitted changes. */
+/** The commit the run measured, marked `-dirty` when tracked files under src/ or bench/ had uncommitted changes. */
 export const commit = (): string => {
   try {
     const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim()
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "bench"], { encoding: "utf8" }).trim()
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no", "--", "src", "bench"], { encoding: "utf8" }).trim()
     return dirty === "" ? head : `${head}-dirty`
   } catch {
     return "unknown"

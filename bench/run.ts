@@ -94,7 +94,7 @@ const main = Effect.gen(function*() {
         live: number("guard-live", 1e4, 100),
         connections: number("guard-connections", 16, 4),
         seconds: number("guard-seconds", 3, 0.5),
-        rounds: number("guard-rounds", 5, 1),
+        rounds: number("guard-rounds", 6, 1),
         amount: smoke ? 200 : undefined
       })
     )
