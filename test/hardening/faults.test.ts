@@ -162,7 +162,7 @@ describe("hardening: faults", () => {
     }))
   })
 
-  it.effect("a hanging hook delays no other hook, and shutdown of n credentials by at most ceil(n / 256) timeouts", () =>
+  it.effect("a hanging hook delays no other hook, and shutdown of any number of credentials by one timeout", () =>
     Effect.gen(function*() {
       const recorded = recorder()
       const { registry, scope } = yield* open({ hooks: [hanging, recorded.hook], hookTimeout: "1 second" })
@@ -178,7 +178,8 @@ describe("hardening: faults", () => {
         yield* Effect.yieldNow
         seconds++
       }
-      assert.strictEqual(seconds, Math.ceil(1_000 / 256))
+      // The first 256 events time out together; the hook is then skipped for the rest.
+      assert.strictEqual(seconds, 1)
       assert.strictEqual(recorded.events.length, 1_000)
       assert.isTrue(Exit.isSuccess(closing.pollUnsafe()!))
     }))
