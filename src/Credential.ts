@@ -83,7 +83,13 @@ export const InvalidReason = Schema.Literals(["missing", "malformed", "unknown",
  */
 export type InvalidReason = typeof InvalidReason.Type
 
-const descriptions: Record<InvalidReason, string> = {
+/**
+ * One sentence per reason, for an `error_description` or a log line. Never
+ * mentions the token.
+ *
+ * @since 0.1.0
+ */
+export const descriptions: Readonly<Record<InvalidReason, string>> = {
   missing: "no bearer token was presented",
   malformed: "the bearer token is malformed",
   unknown: "the bearer token is not known to this server",

@@ -40,7 +40,7 @@ import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as UrlParams from "effect/http/UrlParams"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type { CredentialScope, InvalidCredential, InvalidReason } from "./Credential.ts"
-import { InvalidReason as InvalidReasonSchema } from "./Credential.ts"
+import { descriptions as invalidDescriptions, InvalidReason as InvalidReasonSchema } from "./Credential.ts"
 import { McpSessionRegistry } from "./McpSessionRegistry.ts"
 
 /**
@@ -226,15 +226,6 @@ const descriptions: Record<Exclude<RejectionKind, InvalidReason>, string> = {
   "scheme": "the Authorization scheme must be Bearer",
   "unverifiable": "the bearer token could not be verified",
   "insufficient-capability": "the credential lacks a capability this endpoint requires"
-}
-
-const invalidDescriptions: Record<InvalidReason, string> = {
-  missing: "no bearer token was presented",
-  malformed: "the bearer token is malformed",
-  unknown: "the bearer token is not known to this server",
-  revoked: "the bearer token was revoked",
-  idle: "the bearer token expired after being idle too long",
-  expired: "the bearer token has expired"
 }
 
 // Header values are built once, so an unusable option must fail here rather

@@ -7,6 +7,7 @@ import { McpServer, Tool, Toolkit } from "effect/ai"
 import type { Credential } from "../src/index.ts"
 import { McpBearerAuth, McpHttpServer, McpSessionRegistry, type Revocation } from "../src/index.ts"
 import { mcpPostHeaders, rawRequest } from "./support/http.ts"
+import { recordingTracer } from "./support/recording.ts"
 
 // A host's own tool, reading the caller from the guard like any handler would.
 const Greet = Tool.make("greet", {
@@ -238,20 +239,13 @@ describe("McpHttpServer", () => {
 
   it.live("no log line or span carries a token, even one sent in the query string", () => {
     const lines: Array<string> = []
-    const spans: Array<Tracer.NativeSpan> = []
+    const { spans, tracer } = recordingTracer()
     const capture = Logger.make((options) => {
       lines.push(inspect({
         message: options.message,
         cause: options.cause,
         annotations: options.fiber.getRef(References.CurrentLogAnnotations)
       }, { depth: 10 }))
-    })
-    const tracer = Tracer.make({
-      span(options) {
-        const span = new Tracer.NativeSpan(options)
-        spans.push(span)
-        return span
-      }
     })
     const tokens: Array<string> = []
     return Effect.gen(function*() {

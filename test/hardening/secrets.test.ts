@@ -15,6 +15,7 @@ import { createServer } from "node:http"
 import { inspect } from "node:util"
 import { BearerToken, McpBearerAuth, McpSessionRegistry, type Revocation } from "../../src/index.ts"
 import { pool } from "./rawClient.ts"
+import { recordingTracer } from "../support/recording.ts"
 
 /** Every way a host might turn a value into text. */
 const renderings = (value: unknown): Array<string> => {
@@ -38,17 +39,10 @@ describe("hardening: secrets", () => {
   it.effect("no log, span, metric, error or public value renders a raw token", () => {
     const texts: Array<string> = []
     const values: Array<unknown> = []
-    const spans: Array<Tracer.NativeSpan> = []
+    const { spans, tracer } = recordingTracer()
     const capture = Logger.make((options) => {
       texts.push(Logger.formatJson.log(options) as string)
       texts.push(...renderings(options.message), ...renderings(options.cause))
-    })
-    const tracer = Tracer.make({
-      span(options) {
-        const span = new Tracer.NativeSpan(options)
-        spans.push(span)
-        return span
-      }
     })
     const tokens: Array<string> = []
     const events: Array<Revocation.RevocationEvent> = []
@@ -181,16 +175,9 @@ describe("hardening: secrets over HTTP", () => {
   // McpBearerAuth.layerRedactQueryToken sets, as the README tells hosts to.
   it.live("the guard behind HttpRouter.serve, logger on: no request log or span carries a token", () => {
     const texts: Array<string> = []
-    const spans: Array<Tracer.NativeSpan> = []
+    const { spans, tracer } = recordingTracer()
     const capture = Logger.make((options) => {
       texts.push(Logger.formatJson.log(options) as string, ...renderings(options.message), ...renderings(options.cause))
-    })
-    const tracer = Tracer.make({
-      span(options) {
-        const span = new Tracer.NativeSpan(options)
-        spans.push(span)
-        return span
-      }
     })
     const Ping = HttpRouter.add("*", "/mcp", HttpServerResponse.text("pong")).pipe(
       Layer.provide(McpBearerAuth.layer())
