@@ -182,6 +182,14 @@ describe("McpHttpServer", () => {
         // The owner may end its session.
         assert.strictEqual((yield* send(first, undefined, sessionA, "DELETE")).status, 204)
         assert.strictEqual((yield* send(first, sessionInfo, sessionA)).status, 404)
+
+        // A session whose credential was revoked is taken over by no one.
+        yield* registry.revoke(second.credentialId)
+        const third = yield* registry.issue({ threadId: "thread-c", providerInstanceId: "codex" })
+        const orphaned = yield* send(third, sessionInfo, sessionB)
+        assert.strictEqual(orphaned.status, 404)
+        assert.notInclude(orphaned.body, "thread-b")
+        assert.strictEqual((yield* send(third, undefined, sessionB, "DELETE")).status, 404)
       })
     ))
 

@@ -48,14 +48,10 @@ export const middleware = HttpRouter.middleware<{ provides: never }>()(Effect.ge
     sessions?.delete(sessionId)
     if (sessions?.size === 0) sessionsOf.delete(owner)
   }
-  yield* registry.onRevoke((event) =>
-    Effect.sync(() => {
-      const sessions = sessionsOf.get(event.credential.credentialId)
-      if (sessions === undefined) return
-      for (const sessionId of sessions) owners.delete(sessionId)
-      sessionsOf.delete(event.credential.credentialId)
-    })
-  )
+  // A session keeps its dead owner: credential ids are never reused, so no
+  // other credential can take over a session whose credential was revoked.
+  // (Effect's transport keeps such a session until a DELETE; so does this map.)
+  yield* registry.onRevoke((event) => Effect.sync(() => void sessionsOf.delete(event.credential.credentialId)))
 
   return (httpEffect) =>
     Effect.withFiber((fiber) => {
