@@ -229,17 +229,18 @@ const descriptions: Record<Exclude<RejectionKind, InvalidReason>, string> = {
 }
 
 // Header values are built once, so an unusable option must fail here rather
-// than make Node throw (a 500) on the first refusal.
-// eslint-disable-next-line no-control-regex
-const controlCharacters = /[\u0000-\u001f\u007f]/
+// than make Node throw (a 500) on the first refusal: Node refuses control
+// characters and anything above U+00FF in a header, so only printable ASCII
+// passes (an international host or URL is written in its ASCII form).
+const unprintable = /[^\x20-\x7e]/
 
 const quote = (value: string): string => `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`
 
 const checkText = (option: string, value: unknown): Effect.Effect<string, GuardConfigError> =>
   typeof value !== "string" || value.length === 0
     ? Effect.fail(new GuardConfigError({ option, detail: "must be a non-empty string" }))
-    : controlCharacters.test(value)
-    ? Effect.fail(new GuardConfigError({ option, detail: "must not contain control characters" }))
+    : unprintable.test(value)
+    ? Effect.fail(new GuardConfigError({ option, detail: "must be printable ASCII (no control or non-ASCII characters)" }))
     : Effect.succeed(value)
 
 const checkList = (

@@ -392,7 +392,11 @@ describe("McpBearerAuth", () => {
           { realm: "a\r\nSet-Cookie: x=1" },
           { realm: "" },
           { resourceMetadataUrl: "/relative" },
-          { allowedHosts: [""] }
+          { allowedHosts: [""] },
+          // Node refuses header text above U+00FF: these would turn every refusal into a 500.
+          { realm: "hôte\u2014mcp" },
+          { resourceMetadataUrl: "https://exämple.test/\u2014" },
+          { requiredCapability: "tools\u2014all" }
         ]
       ) {
         const exit = yield* Effect.exit(withServer({ guard }, () => Effect.void))
