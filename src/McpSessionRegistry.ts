@@ -277,14 +277,15 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   let hooks: ReadonlyArray<RevocationHook> = config.hooks
   let closed = false
 
-  const runHook = (hook: RevocationHook, event: RevocationEvent, onAbandon: () => void): Effect.Effect<void> =>
+  /** `onAbandon` answers whether this is the batch's first timeout, the only one logged. */
+  const runHook = (hook: RevocationHook, event: RevocationEvent, onAbandon: () => boolean): Effect.Effect<void> =>
     Effect.suspend(() => asEffect(hook(event))).pipe(
       Effect.timeoutOption(config.hookTimeoutMillis),
-      Effect.flatMap((done) => {
-        if (Option.isSome(done)) return Effect.void
-        onAbandon()
-        return Effect.logWarning(`Revocation hook abandoned after ${config.hookTimeoutMillis} ms`)
-      }),
+      Effect.flatMap((done) =>
+        Option.isSome(done) || !onAbandon()
+          ? Effect.void
+          : Effect.logWarning(`Revocation hook abandoned after ${config.hookTimeoutMillis} ms`)
+      ),
       Effect.catchCause((cause) => Effect.logWarning("Revocation hook failed", Cause.pretty(cause))),
       Effect.annotateLogs({ credentialId: event.credential.credentialId, reason: event.reason })
     )
@@ -311,7 +312,12 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     let stuck = false
     let skipped = 0
     const abandon = () => {
+      if (stuck) {
+        skipped++
+        return false
+      }
       stuck = true
+      return true
     }
     return Effect.forEach(events, (event) => {
       if (!stuck) return runHook(hook, event, abandon)
@@ -321,7 +327,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
       Effect.andThen(Effect.suspend(() =>
         skipped === 0
           ? Effect.void
-          : Effect.logWarning(`Revocation hook skipped for ${skipped} more credentials after it timed out`)
+          : Effect.logWarning(`Revocation hook abandoned or skipped for ${skipped} more credentials after it timed out`)
       ))
     )
   }
@@ -343,8 +349,14 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
       const checked = validate(request)
       if ("_tag" in checked) return yield* checked
       // Checked in the same step as the store operation: once shutdown began,
-      // nothing is minted that could outlive it.
-      const issued = yield* withEvents((now, events) => closed ? undefined : store.issue(checked, now, events))
+      // nothing is minted that could outlive it. The replaced credential's
+      // hooks run in the registry's fibers without being waited for, and the
+      // whole call is uninterruptible (it never waits), so an interrupted
+      // caller cannot leave a live credential whose token nobody holds.
+      const clock = yield* Clock.Clock
+      const events: Array<RevocationEvent> = []
+      const issued = closed ? undefined : store.issue(checked, clock.currentTimeMillisUnsafe(), events)
+      startHooks(events)
       if (issued === undefined) return yield* Effect.interrupt
       if ("_tag" in issued) {
         return yield* new RegistryFull({ scope: issued.scope, limit: issued.limit, threadId: checked.threadId })
@@ -363,6 +375,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
         expiresAt: store.expiresAt(entry)
       }
     },
+    Effect.uninterruptible,
     Effect.withSpan("McpSessionRegistry.issue")
   )
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Metric, Redacted, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Logger, Metric, Redacted, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { McpSessionRegistry, type RegistryConfig, type Revocation } from "../src/index.ts"
 
@@ -124,6 +124,35 @@ describe("McpSessionRegistry", () => {
           const a2 = yield* registry.issue({ threadId: "t1", providerInstanceId: "p1" })
           yield* registry.resolve(token(a2))
           assert.deepStrictEqual(recorded.reasons(), ["replaced"])
+        })))
+
+    it.effect("does not count dead credentials the sweeper has not reached against the registry cap", () =>
+      withRegistry({ maxCredentials: 2, idleTimeout: "10 minutes", sweepInterval: "1 day" }, (registry, recorded) =>
+        Effect.gen(function*() {
+          yield* registry.issue({ threadId: "t1", providerInstanceId: "p" })
+          yield* registry.issue({ threadId: "t2", providerInstanceId: "p" })
+          yield* TestClock.adjust(minutes(11))
+          const fresh = yield* registry.issue({ threadId: "t3", providerInstanceId: "p" })
+          yield* registry.resolve(token(fresh))
+          yield* Effect.yieldNow
+          assert.deepStrictEqual(recorded.reasons(), ["idle", "idle"])
+        })))
+
+    it.effect("never waits for the replaced credential's hooks, so a caller's timeout loses no token", () =>
+      withRegistry({ hooks: [(e) => e.reason === "replaced" ? Effect.sleep("1 second") : Effect.void] }, (
+        registry,
+        recorded
+      ) =>
+        Effect.gen(function*() {
+          const old = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+          const fresh = yield* registry.issue({ threadId: "t", providerInstanceId: "p" }).pipe(
+            Effect.timeoutOption("50 millis")
+          )
+          assert.isTrue(fresh._tag === "Some")
+          if (fresh._tag === "Some") yield* registry.resolve(token(fresh.value))
+          assert.strictEqual(yield* reasonOf(registry.resolve(token(old))), "revoked")
+          assert.deepStrictEqual(recorded.reasons(), ["replaced"])
+          yield* TestClock.adjust("1 second")
         })))
 
     it.effect("enforces the per-thread cap, not counting dead credentials", () =>
@@ -470,6 +499,25 @@ describe("McpSessionRegistry", () => {
         assert.deepStrictEqual(recorded.reasons(), ["shutdown", "shutdown", "shutdown"])
       }))
   })
+
+  it.effect("a hanging hook logs one warning per batch, not one per credential", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        McpSessionRegistry.layer({ hooks: [() => Effect.never], hookTimeout: "1 second" }).pipe(
+          Layer.provide(Logger.layer([Logger.make((options) => void lines.push(String(options.message)))]))
+        ),
+        scope
+      )
+      const registry = Context.get(context, Registry)
+      for (let i = 0; i < 1_000; i++) yield* registry.issue({ threadId: `t${i}`, providerInstanceId: "p" })
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(closing)
+      assert.strictEqual(lines.length, 2)
+      assert.include(lines[1], "999 more credentials")
+    }))
 
   describe("observability", () => {
     it.effect("reports live credentials, issues, lookups by outcome and revocations by reason", () =>

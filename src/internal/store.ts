@@ -186,7 +186,15 @@ export class Store {
       return { _tag: "RegistryFull", scope: "thread", limit: this.config.maxCredentialsPerThread }
     }
     if (this.byDigest.size - freed >= this.config.maxCredentials) {
-      return { _tag: "RegistryFull", scope: "registry", limit: this.config.maxCredentials }
+      // Dead credentials the sweeper has not reached yet must not count
+      // against the cap: reclaim them all, an O(n) pass paid only at the cap.
+      for (const entry of this.byDigest.values()) {
+        const dead = this.deadReason(entry, now)
+        if (dead !== undefined) events.push(this.remove(entry, dead, now))
+      }
+      if (this.byDigest.size - freed >= this.config.maxCredentials) {
+        return { _tag: "RegistryFull", scope: "registry", limit: this.config.maxCredentials }
+      }
     }
     let token = BearerToken.mint()
     let key = BearerToken.digest(token)
