@@ -480,8 +480,6 @@ export const makeGuard = Effect.fnUntraced(function*(
   }
   const required = resolved.requiredCapability
 
-  // Everything before the registry lookup, synchronously: the token to
-  // resolve, or the refusal to send.
   // Reused by every request: the scan finishes before anything can yield.
   const scratch: GuardHeaders = { host: undefined, origin: undefined, authorization: undefined, authorizations: 0 }
 

@@ -101,6 +101,8 @@ export class RegistryConfigError extends Schema.TaggedError<RegistryConfigError>
   }
 }
 
+const maxTombstoneRetentionMillis = 3650 * 24 * 3_600_000
+
 const show = (value: unknown): string => {
   if (Duration.isDuration(value)) return Duration.format(value)
   if (typeof value === "string") return JSON.stringify(value)
@@ -160,6 +162,15 @@ export const resolve = Effect.fnUntraced(function*(options: Options = {}): Effec
     options.tombstoneRetention,
     defaults.tombstoneRetention
   )
+  // A tombstone packs its deadline and reason into one number, which stops
+  // being exact some 35,000 years out; ten years is far past any real use.
+  if (tombstoneRetentionMillis > maxTombstoneRetentionMillis) {
+    return yield* new RegistryConfigError({
+      option: "tombstoneRetention",
+      value: show(options.tombstoneRetention),
+      detail: "must be at most 3650 days"
+    })
+  }
   const maxCredentials = yield* countOf("maxCredentials", options.maxCredentials, defaults.maxCredentials)
   const maxCredentialsPerThread = yield* countOf(
     "maxCredentialsPerThread",

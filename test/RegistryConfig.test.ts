@@ -50,6 +50,7 @@ describe("RegistryConfig", () => {
     [{ sweepInterval: "-1 second" as Duration.Input }, "sweepInterval", "\"-1 second\"", "greater than zero"],
     [{ hookTimeout: 0 }, "hookTimeout", "0", "greater than zero"],
     [{ tombstoneRetention: NaN }, "tombstoneRetention", "NaN", "NaN"],
+    [{ tombstoneRetention: "3651 days" as Duration.Input }, "tombstoneRetention", "\"3651 days\"", "at most 3650 days"],
     [{ maxCredentials: 0 }, "maxCredentials", "0", "positive whole number"],
     [{ maxCredentials: 1.5 }, "maxCredentials", "1.5", "positive whole number"],
     [{ maxCredentialsPerThread: -1 }, "maxCredentialsPerThread", "-1", "positive whole number"],
