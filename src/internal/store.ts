@@ -206,7 +206,8 @@ export class Store {
     while (this.byId.has(credentialIdPrefix + suffix)) suffix = randomBase64Url(12)
     const capabilities = request.capabilities === undefined || request.capabilities.length === 0
       ? emptyCapabilities
-      : Object.freeze(request.capabilities.slice())
+      // `issue` validated a copy of the caller's array; freezing that copy is enough.
+      : Object.freeze(request.capabilities)
     const entry = new Entry(
       key,
       credentialIdPrefix + suffix,
