@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { createHash } from "node:crypto"
 import { BearerToken } from "../src/index.ts"
 
 const flip = (token: string, at: number): string => {
@@ -47,6 +48,15 @@ describe("BearerToken", () => {
     const token = BearerToken.mint()
     for (let at = 6; at < token.length; at++) {
       assert.strictEqual(BearerToken.check(flip(token, at)), "malformed", `position ${at}`)
+    }
+  })
+
+  it("spells the first 36 bits of the SHA-256 of prefix and body in its checksum, for offline checks", () => {
+    for (let i = 0; i < 1000; i++) {
+      const token = BearerToken.mint()
+      const expected = createHash("sha256").update(token.slice(0, 49)).digest("base64url").slice(0, 6)
+      assert.strictEqual(token.slice(49), expected)
+      assert.strictEqual(BearerToken.digest(token), createHash("sha256").update(token.slice(0, 49)).digest().toString("latin1"))
     }
   })
 

@@ -122,11 +122,13 @@ export class Store {
   /** Looks a presented token up, sliding its expiry when it is live. */
   resolve(token: unknown, now: number): Entry | InvalidReason {
     if (typeof token !== "string") return this.count("malformed")
-    // Shape and checksum first: a malformed token is refused without hashing
-    // or any lookup, and a megabyte of input fails on its length alone.
-    const bad = BearerToken.check(token)
+    // Length and prefix first, so a megabyte of input fails at once. Then one
+    // hash serves twice: the checksum is the digest's first bits, so a
+    // malformed token is refused before any lookup.
+    const bad = BearerToken.shapeOf(token)
     if (bad !== undefined) return this.count(bad)
     const key = BearerToken.digest(token)
+    if (!BearerToken.checksumMatches(token, key)) return this.count("malformed")
     const entry = this.byDigest.get(key)
     if (entry === undefined) return this.count(this.tombstone(key, now))
     const dead = this.deadReason(entry, now)
@@ -196,12 +198,9 @@ export class Store {
         return { _tag: "RegistryFull", scope: "registry", limit: this.config.maxCredentials }
       }
     }
-    let token = BearerToken.mint()
-    let key = BearerToken.digest(token)
-    while (this.byDigest.has(key) || this.tombstones.has(key)) {
-      token = BearerToken.mint()
-      key = BearerToken.digest(token)
-    }
+    let minted = BearerToken.mintKeyed()
+    while (this.byDigest.has(minted.key) || this.tombstones.has(minted.key)) minted = BearerToken.mintKeyed()
+    const { key, token } = minted
     let suffix = randomBase64Url(12)
     while (this.byId.has(credentialIdPrefix + suffix)) suffix = randomBase64Url(12)
     const capabilities = request.capabilities === undefined || request.capabilities.length === 0
