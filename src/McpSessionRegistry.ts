@@ -268,6 +268,10 @@ const registerMetrics = (
  */
 export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options) {
   const config = yield* RegistryConfig.resolve(options)
+  // The clock of the context the registry is built in, read once: the sweeper
+  // and every call then share one time (a `TestClock` under `it.effect` or
+  // `it.layer`), and `resolve` skips a service lookup per request.
+  const clock = yield* Clock.Clock
   const store = new Store(config)
   const background = yield* FiberSet.make<void, never>()
   // Forks synchronously, so a credential's removal and the start of its hooks
@@ -334,7 +338,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
 
   /** Runs a synchronous store operation, then waits for the hooks of what it removed. */
   const withEvents = <A>(f: (now: number, events: Array<RevocationEvent>) => A): Effect.Effect<A> =>
-    Effect.clockWith((clock) => {
+    Effect.suspend(() => {
       const events: Array<RevocationEvent> = []
       const result = f(clock.currentTimeMillisUnsafe(), events)
       const hooksRunning = startHooks(events)
@@ -353,7 +357,6 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
       // hooks run in the registry's fibers without being waited for, and the
       // whole call is uninterruptible (it never waits), so an interrupted
       // caller cannot leave a live credential whose token nobody holds.
-      const clock = yield* Clock.Clock
       const events: Array<RevocationEvent> = []
       const issued = closed ? undefined : store.issue(checked, clock.currentTimeMillisUnsafe(), events)
       startHooks(events)
@@ -379,8 +382,9 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     Effect.withSpan("McpSessionRegistry.issue")
   )
 
+  // One primitive per call: `resolve` runs on every MCP request.
   const resolve = (token: string): Effect.Effect<CredentialScope, InvalidCredential> =>
-    Effect.clockWith((clock) => {
+    Effect.suspend(() => {
       const found = store.resolve(token, clock.currentTimeMillisUnsafe())
       if (typeof found !== "string") return Effect.succeed(store.info(found))
       if (store.reclaimed.length === 0) return Effect.fail(invalid[found])
@@ -424,7 +428,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     })
 
   const touch = (threadId: string): Effect.Effect<number> =>
-    Effect.clockWith((clock) => {
+    Effect.suspend(() => {
       if (typeof threadId !== "string") return Effect.succeed(0)
       const events: Array<RevocationEvent> = []
       const touched = store.touch(threadId, clock.currentTimeMillisUnsafe(), events)
@@ -435,7 +439,6 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   // Examines a bounded chunk at a time and yields between chunks, so reclaiming
   // a million credentials never holds the event loop for long.
   const sweep: Effect.Effect<number> = Effect.gen(function*() {
-    const clock = yield* Clock.Clock
     const iterator = store.byDigest.values()
     let reclaimed = 0
     while (true) {
@@ -470,7 +473,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     revokeProviderSession,
     revokeThread,
     revokeAll: revokeEverything("revoked").pipe(Effect.withSpan("McpSessionRegistry.revokeAll")),
-    list: Effect.clockWith((clock) => Effect.sync(() => store.list(clock.currentTimeMillisUnsafe()))),
+    list: Effect.sync(() => store.list(clock.currentTimeMillisUnsafe())),
     onRevoke: (hook) =>
       Effect.acquireRelease(
         Effect.sync(() => {
@@ -486,7 +489,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     sweep
   })
 
-  const registrations = registerMetrics(store, yield* Clock.Clock, yield* Effect.context<never>())
+  const registrations = registerMetrics(store, clock, yield* Effect.context<never>())
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       closed = true
