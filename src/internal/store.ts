@@ -11,6 +11,7 @@ import type { CredentialInfo, InvalidReason } from "../Credential.ts"
 import type { Resolved } from "../RegistryConfig.ts"
 import type { RevocationEvent, RevocationReason } from "../Revocation.ts"
 import { randomBase64Url } from "./entropy.ts"
+import { byFirstCode, byTail, ShardedMap } from "./shardedMap.ts"
 
 const credentialIdPrefix = "cred_"
 const providerSessionIdPrefix = "psess_"
@@ -50,10 +51,11 @@ const tombstoneReason = (reason: RevocationReason): InvalidReason =>
   reason === "idle" || reason === "expired" ? reason : "revoked"
 
 export class Store {
-  readonly byDigest = new Map<string, Entry>()
-  readonly byId = new Map<string, Entry>()
-  readonly threads = new Map<string, Entry>()
-  readonly tombstones = new Map<string, number>()
+  // Sharded so that emptying them never rehashes a million entries at once.
+  readonly byDigest = new ShardedMap<Entry>(byFirstCode)
+  readonly byId = new ShardedMap<Entry>(byTail)
+  readonly threads = new ShardedMap<Entry>(byTail)
+  readonly tombstones = new ShardedMap<number>(byFirstCode)
   // Tombstone keys in burial order, which is deadline order. Eviction and
   // pruning take from the front of this queue in O(1): the first key of a Map
   // is only found by stepping over every slot deleted before it, which made
