@@ -128,11 +128,23 @@ export class McpSessionRegistry extends Context.Service<McpSessionRegistry, {
 }>()("mcp-session-registry/McpSessionRegistry") {}
 
 /**
- * How many credentials the sweeper examines before it yields to the event loop.
+ * The most credentials the sweeper examines before it yields to the event
+ * loop. It also yields once a chunk has run for `sweepChunkMillis`, whichever
+ * comes first.
  *
  * @since 0.1.0
  */
 export const sweepChunkSize = 4096
+
+/**
+ * How long, in milliseconds of the registry's monotonic clock, the sweeper
+ * works before it yields to the event loop. Removing a credential costs 1-4 µs
+ * on a busy machine, more while V8 rehashes an index, so a count alone cannot
+ * bound the stall.
+ *
+ * @since 0.1.0
+ */
+export const sweepChunkMillis = 4
 
 const maxIdLength = 512
 
@@ -436,25 +448,32 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
       return Effect.succeed(touched)
     })
 
-  // Examines a bounded chunk at a time and yields between chunks, so reclaiming
-  // a million credentials never holds the event loop for long.
+  // Works in chunks bounded by count and by time, and yields between them, so
+  // reclaiming a million credentials never holds the event loop for long.
   const sweep: Effect.Effect<number> = Effect.gen(function*() {
     const iterator = store.byDigest.values()
+    const budget = BigInt(sweepChunkMillis * 1_000_000)
     let reclaimed = 0
     while (true) {
       const done = yield* withEvents((now, events) => {
-        let examined = 0
-        let step = iterator.next()
-        for (; !step.done && examined < sweepChunkSize; examined++) {
+        const deadline = clock.monotonicTimeNanosUnsafe() + budget
+        let finished = false
+        for (let examined = 0; examined < sweepChunkSize; examined++) {
+          // Reading the clock costs as much as a removal: every 32nd will do.
+          if ((examined & 31) === 31 && clock.monotonicTimeNanosUnsafe() > deadline) break
+          const step = iterator.next()
+          if (step.done === true) {
+            finished = true
+            break
+          }
           const entry = step.value
           if (!entry.removed) {
             const dead = store.deadReason(entry, now)
             if (dead !== undefined) events.push(store.remove(entry, dead, now))
           }
-          if (examined + 1 < sweepChunkSize) step = iterator.next()
         }
         reclaimed += events.length
-        return step.done === true
+        return finished
       })
       if (done) break
       yield* Effect.yieldNow

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Logger, Metric, Redacted, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Logger, Metric, Redacted, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { McpSessionRegistry, type RegistryConfig, type Revocation } from "../src/index.ts"
 
@@ -214,6 +214,45 @@ describe("McpSessionRegistry", () => {
           assert.strictEqual((yield* registry.list).length, 0)
           assert.strictEqual(yield* registry.sweep, 0)
         })))
+
+    it.effect("the sweeper yields after a few milliseconds of work, before its count limit", () =>
+      Effect.gen(function*() {
+        // Monotonic time that jumps 1 ms at every read: each chunk runs out of
+        // time long before it reaches `sweepChunkSize`.
+        const base = yield* Clock.Clock
+        let ticks = 0n
+        const racing: Clock.Clock = {
+          currentTimeMillisUnsafe: () => base.currentTimeMillisUnsafe(),
+          currentTimeMillis: base.currentTimeMillis,
+          currentTimeNanosUnsafe: () => base.currentTimeNanosUnsafe(),
+          currentTimeNanos: base.currentTimeNanos,
+          monotonicTimeNanosUnsafe: () => (ticks += 1_000_000n),
+          monotonicTimeNanos: Effect.sync(() => (ticks += 1_000_000n)),
+          sleep: (duration) => base.sleep(duration)
+        }
+        const recorded = recorder()
+        const registry = yield* McpSessionRegistry.make({
+          idleTimeout: "10 minutes",
+          sweepInterval: "1 day",
+          hooks: [recorded.hook]
+        }).pipe(Effect.provideService(Clock.Clock, racing))
+        const count = McpSessionRegistry.sweepChunkSize - 1
+        for (let i = 0; i < count; i++) yield* registry.issue({ threadId: `t${i}`, providerInstanceId: "p" })
+        yield* TestClock.adjust(minutes(11))
+        let sweeping = true
+        const seen = new Set<number>()
+        const watcher = yield* Effect.forkChild(Effect.whileLoop({
+          while: () => sweeping,
+          body: () => Effect.andThen(Effect.yieldNow, Effect.sync(() => seen.add(recorded.events.length))),
+          step: () => {}
+        }))
+        assert.strictEqual(yield* registry.sweep, count)
+        sweeping = false
+        yield* Fiber.join(watcher)
+        // Between chunks other fibers ran and saw the sweep part-done.
+        assert.isAbove([...seen].filter((reclaimed) => reclaimed > 0 && reclaimed < count).length, 5)
+        assert.strictEqual(recorded.events.length, count)
+      }).pipe(Effect.scoped))
 
     it.effect("touch is a use for every live credential of the thread", () =>
       withRegistry({ idleTimeout: "30 minutes", sweepInterval: "1 minute", tombstoneRetention: "1 day" }, (
