@@ -73,35 +73,40 @@ export const goals = (results: Omit<Results, "goals">): Array<Goal> => {
   const out: Array<Goal> = []
   const resolve = results.resolve ?? []
   if (resolve.length > 0) {
-    const worstFloor = Math.min(...resolve.map((r) => r.ratios.floor))
+    const draws = resolve.flatMap((r) => [r.active, r.uniform])
+    const worstFloor = Math.min(...draws.map((d) => d.ratios.floor))
     out.push({
-      goal: "resolve vs the floor, at every size",
+      goal: "resolve vs the floor, at every size (both draws)",
       target: ">= 0.70x",
       measured: `${ratio(worstFloor)} (worst)`,
       met: worstFloor >= 0.7
     })
-    const worstLru = Math.min(...resolve.map((r) => r.ratios.lruCache))
+    const worstLru = Math.min(...draws.map((d) => d.ratios.lruCache))
     out.push({
-      goal: "resolve vs lru-cache, at every size",
+      goal: "resolve vs lru-cache, at every size (both draws)",
       target: ">= 1.00x",
       measured: `${ratio(worstLru)} (worst)`,
       met: worstLru >= 1
     })
-    const ops = resolve.map((r) => r.opsPerSecond.registry)
-    const spread = Math.min(...ops) / Math.max(...ops)
+    const spreadOf = (draw: "active" | "uniform") => {
+      const ops = resolve.map((r) => r[draw].opsPerSecond.registry)
+      return Math.min(...ops) / Math.max(...ops)
+    }
+    const spread = spreadOf("active")
     out.push({
-      goal: `resolve flat from ${size(resolve[0]!.size)} to ${size(resolve[resolve.length - 1]!.size)}`,
+      goal: `resolve flat from ${size(resolve[0]!.size)} to ${size(resolve[resolve.length - 1]!.size)} (active draw)`,
       target: "slowest >= 0.75x fastest",
-      measured: `${ratio(spread)}`,
+      measured: `${ratio(spread)} (uniform draw: ${ratio(spreadOf("uniform"))})`,
       met: spread >= 0.75
     })
     const at1e4 = resolve.find((r) => r.size === 10_000)
     if (at1e4 !== undefined) {
+      const naive = Math.min(at1e4.active.ratios.naive, at1e4.uniform.ratios.naive)
       out.push({
-        goal: "resolve vs naive at 1e4",
+        goal: "resolve vs naive at 1e4 (both draws)",
         target: ">= 100x",
-        measured: ratio(at1e4.ratios.naive),
-        met: at1e4.ratios.naive >= 100
+        measured: `${ratio(naive)} (worst)`,
+        met: naive >= 100
       })
     }
   }
@@ -151,19 +156,22 @@ export const render = (results: Results): string => {
     ""
   )
   if (results.resolve !== undefined && results.resolve.length > 0) {
-    lines.push(
-      "| `resolve`, live credentials | registry ops/s | floor ops/s | floor in Effect ops/s | lru-cache ops/s | naive ops/s | registry/floor | registry/floor in Effect | registry/lru-cache | registry/naive |",
-      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    )
-    for (const r of results.resolve) {
-      const o = r.opsPerSecond
+    for (const draw of ["active", "uniform"] as const) {
       lines.push(
-        `| ${size(r.size)} | ${fmt(o.registry)} | ${fmt(o.floor)} | ${fmt(o.floorInEffect)} | ${fmt(o.lruCache)} | ${
-          fmt(o.naive, o.naive < 100 ? 1 : 0)
-        } | ${ratio(r.ratios.floor)} | ${ratio(r.ratios.floorInEffect)} | ${ratio(r.ratios.lruCache)} | ${ratio(r.ratios.naive)} |`
+        `| \`resolve\`, ${draw} draw, live credentials | registry ops/s | floor ops/s | floor in Effect ops/s | lru-cache ops/s | naive ops/s | registry/floor | registry/floor in Effect | registry/lru-cache | registry/naive |`,
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
       )
+      for (const r of results.resolve) {
+        const o = r[draw].opsPerSecond
+        const q = r[draw].ratios
+        lines.push(
+          `| ${size(r.size)} | ${fmt(o.registry)} | ${fmt(o.floor)} | ${fmt(o.floorInEffect)} | ${fmt(o.lruCache)} | ${
+            fmt(o.naive, o.naive < 100 ? 1 : 0)
+          } | ${ratio(q.floor)} | ${ratio(q.floorInEffect)} | ${ratio(q.lruCache)} | ${ratio(q.naive)} |`
+        )
+      }
+      lines.push("")
     }
-    lines.push("")
   }
   const rows: Array<[string, string]> = []
   if (results.issue !== undefined) {

@@ -26,8 +26,10 @@ describe("npm run bench", () => {
       const results = JSON.parse(readFileSync(out, "utf8")) as Results
       assert.deepStrictEqual(results.resolve?.map((r) => r.size), [1000, 10000])
       for (const r of results.resolve ?? []) {
-        for (const ops of Object.values(r.opsPerSecond)) assert.isTrue(ops > 0 && Number.isFinite(ops))
-        assert.isTrue(r.ratios.floor > 0)
+        for (const draw of [r.active, r.uniform]) {
+          for (const ops of Object.values(draw.opsPerSecond)) assert.isTrue(ops > 0 && Number.isFinite(ops))
+          assert.isTrue(draw.ratios.floor > 0)
+        }
       }
       assert.isTrue(results.issue!.issuesPerSecond > 0)
       assert.deepStrictEqual(results.issue!.revokeThread.map((r) => r.credentialsPerThread), [1, 100])
