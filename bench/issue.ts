@@ -8,9 +8,10 @@
  * only the `revokeThread` calls are timed, not the issues that set them up.
  */
 import * as Effect from "effect/Effect"
+import * as References from "effect/References"
 import * as McpSessionRegistry from "../src/McpSessionRegistry.ts"
 import type { Timing } from "./harness.ts"
-import { alone, collectGarbage, median, timed } from "./harness.ts"
+import { collectGarbage, interleaved, median, timed } from "./harness.ts"
 import { optionsFor, populate, providers, threadOf } from "./population.ts"
 
 /** `revokeThread` for threads of one size. */
@@ -26,23 +27,31 @@ export interface RevokeThreadResult {
 export interface IssueResult {
   readonly issuesPerSecond: number
   readonly issueSamples: ReadonlyArray<number>
+  /** The same with Effect's tracing off (`References.TracerEnabled`), which skips the `issue` span. */
+  readonly untracedIssuesPerSecond: number
   readonly revokeThread: ReadonlyArray<RevokeThreadResult>
 }
 
-/** Issue throughput into a registry that grows as it goes (no cap is reached). */
+/**
+ * Issue throughput into registries that grow as they go (no cap is reached):
+ * as built, and with tracing off, timed in the same rounds.
+ */
 const issueThroughput = (timing: Timing, capacity: number) =>
   Effect.scoped(Effect.gen(function*() {
-    const registry = yield* McpSessionRegistry.make(optionsFor(capacity))
-    let next = 0
-    return yield* alone({
-      name: "issue",
-      run: (_from, ops) =>
-        Effect.gen(function*() {
-          for (let i = 0; i < ops; i++, next++) {
-            yield* registry.issue({ threadId: threadOf(next), providerInstanceId: providers[next & 3]! })
-          }
-        })
-    }, timing)
+    const contender = Effect.fnUntraced(function*(name: string, tracing: boolean) {
+      const registry = yield* McpSessionRegistry.make(optionsFor(capacity))
+      let next = 0
+      return {
+        name,
+        run: (_from: number, ops: number) =>
+          Effect.gen(function*() {
+            for (let i = 0; i < ops; i++, next++) {
+              yield* registry.issue({ threadId: threadOf(next), providerInstanceId: providers[next & 3]! })
+            }
+          }).pipe(Effect.provideService(References.TracerEnabled, tracing))
+      }
+    })
+    return yield* interleaved([yield* contender("issue", true), yield* contender("issue, tracing off", false)], timing)
   }))
 
 const revokeThreadCost = (perThread: number, threads: number, rounds: number, background: number) =>
@@ -80,10 +89,17 @@ export const measure = (
 ): Effect.Effect<IssueResult, unknown> =>
   Effect.gen(function*() {
     const issued = yield* issueThroughput(timing, 4_000_000)
+    const traced = issued["issue"]!
+    const untraced = issued["issue, tracing off"]!
     const revokeThread: Array<RevokeThreadResult> = []
     for (const perThread of [1, 100]) {
       const threads = Math.max(1, Math.floor(options.revokeCredentials / perThread))
       revokeThread.push(yield* revokeThreadCost(perThread, threads, timing.rounds, options.background))
     }
-    return { issuesPerSecond: issued.opsPerSecond, issueSamples: issued.samples, revokeThread }
+    return {
+      issuesPerSecond: traced.opsPerSecond,
+      issueSamples: traced.samples,
+      untracedIssuesPerSecond: untraced.opsPerSecond,
+      revokeThread
+    }
   })

@@ -176,6 +176,7 @@ export const render = (results: Results): string => {
   const rows: Array<[string, string]> = []
   if (results.issue !== undefined) {
     rows.push(["`issue`", `${fmt(results.issue.issuesPerSecond)} credentials/s`])
+    rows.push(["`issue`, Effect tracing off", `${fmt(results.issue.untracedIssuesPerSecond)} credentials/s`])
     for (const r of results.issue.revokeThread) {
       rows.push([
         `\`revokeThread\`, thread of ${r.credentialsPerThread}`,

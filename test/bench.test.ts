@@ -32,6 +32,7 @@ describe("npm run bench", () => {
         }
       }
       assert.isTrue(results.issue!.issuesPerSecond > 0)
+      assert.isTrue(results.issue!.untracedIssuesPerSecond > 0)
       assert.deepStrictEqual(results.issue!.revokeThread.map((r) => r.credentialsPerThread), [1, 100])
       assert.isTrue(results.memory!.collected)
       assert.isTrue(results.memory!.bytesPerCredential > 0)
