@@ -8,6 +8,8 @@
  * that credential's expiry. Tool handlers read `McpBearerAuth.CurrentCredential`
  * to learn which thread and provider instance is calling. An MCP session
  * belongs to the credential that opened it: another credential gets 404 on it.
+ * When that credential leaves the registry, its sessions end, as a DELETE
+ * would end them.
  *
  * The endpoint URL to give a child process is on the `McpHttpServer` service.
  *
@@ -163,15 +165,22 @@ export const layerRoutes = <RA = never, RE = never, RR = never>(
     const registrations = options.sessionInfoTool === false
       ? (options.registrations ?? Layer.empty)
       : Layer.merge(layerSessionInfo, options.registrations ?? Layer.empty)
+    const path = options.path ?? "/mcp"
+    // One binding shared by the middleware and the router below, which hands
+    // it the transport's DELETE handler to end a revoked credential's sessions.
+    const sessions = yield* SessionBinding.make(path)
     return McpServer.layerHttp({
       name: options.name ?? "mcp-session-registry",
       version: options.version ?? "0.1.0",
-      path: options.path ?? "/mcp",
+      path,
       protocols,
       allowedOrigins,
       allowSessionTermination: true,
       registrations
-    }).pipe(Layer.provide(SessionBinding.middleware.combine(McpBearerAuth.middleware(options)).layer))
+    }).pipe(
+      Layer.provide(sessions.middleware.combine(McpBearerAuth.middleware(options)).layer),
+      Layer.provide(sessions.layerRouter)
+    )
   })) as any
 
 /**

@@ -2,10 +2,13 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { assert, describe, it } from "@effect/vitest"
 import { inspect } from "node:util"
-import { Effect, Layer, Logger, Redacted, References, Schema, Tracer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Logger, Redacted, References, Schema, Tracer } from "effect"
 import { McpServer, Tool, Toolkit } from "effect/ai"
-import type { Credential } from "../src/index.ts"
+import { HttpRouter } from "effect/http"
+import { TestClock } from "effect/testing"
+import type { Credential, RegistryConfig } from "../src/index.ts"
 import { McpBearerAuth, McpHttpServer, McpSessionRegistry, type Revocation } from "../src/index.ts"
+import * as SessionBinding from "../src/internal/sessionBinding.ts"
 import { mcpPostHeaders, rawRequest } from "./support/http.ts"
 import { recordingTracer } from "./support/recording.ts"
 
@@ -60,6 +63,106 @@ const connect = (url: string, credential: Credential.IssuedCredential) =>
   })
 
 const close = (client: Client) => Effect.promise(() => client.close())
+
+/** Raw MCP requests over `node:http`, one credential at a time. */
+const rawMcp = (port: number) => {
+  const send = (
+    credential: Credential.IssuedCredential,
+    body: unknown,
+    sessionId?: string,
+    method = "POST"
+  ) =>
+    rawRequest({
+      port,
+      path: "/mcp",
+      method,
+      headers: {
+        ...mcpPostHeaders,
+        host: `127.0.0.1:${port}`,
+        authorization: Redacted.value(credential.authorizationHeader),
+        "mcp-protocol-version": "2025-11-25",
+        ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId })
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) })
+    })
+  const open = Effect.fnUntraced(function*(credential: Credential.IssuedCredential) {
+    const init = yield* send(credential, {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+    })
+    assert.strictEqual(init.status, 200)
+    const sessionId = init.headers["mcp-session-id"] as string
+    assert.isString(sessionId)
+    yield* send(credential, { jsonrpc: "2.0", method: "notifications/initialized" }, sessionId)
+    return sessionId
+  })
+  const call = (name: string, args: Record<string, unknown> = {}) => ({
+    jsonrpc: "2.0",
+    id: 2,
+    method: "tools/call",
+    params: { name, arguments: args }
+  })
+  return { send, open, call }
+}
+
+const sessionNotFound = (response: { readonly status: number; readonly body: string }) => {
+  assert.strictEqual(response.status, 404)
+  assert.strictEqual(JSON.parse(response.body).error.message, "Session not found")
+}
+
+// A tool that runs until its request is interrupted, to see a session end in the transport.
+const Hold = Tool.make("hold", { success: Schema.String })
+const HoldTools = Toolkit.make(Hold)
+
+/**
+ * `withServer` with the server's session binding at hand, a `hold` tool whose
+ * call signals `held` and, once interrupted, `released`, and registry options.
+ */
+const withBinding = <A, E>(
+  registryOptions: RegistryConfig.Options,
+  body: (context: {
+    readonly port: number
+    readonly registry: McpSessionRegistry.McpSessionRegistry["Service"]
+    readonly binding: SessionBinding.SessionBinding
+    readonly events: ReadonlyArray<Revocation.RevocationEvent>
+    readonly held: Deferred.Deferred<void>
+    readonly released: Deferred.Deferred<void>
+  }) => Effect.Effect<A, E>,
+  extra: Layer.Layer<never> = Layer.empty
+) =>
+  Effect.gen(function*() {
+    const held = yield* Deferred.make<void>()
+    const released = yield* Deferred.make<void>()
+    const events: Array<Revocation.RevocationEvent> = []
+    const bindings: Array<SessionBinding.SessionBinding> = []
+    const HoldLive = McpServer.toolkit(HoldTools).pipe(
+      Layer.provide(HoldTools.toLayer({
+        hold: () =>
+          Deferred.succeed(held, undefined).pipe(
+            Effect.andThen(Effect.never),
+            Effect.onInterrupt(() => Deferred.succeed(released, undefined))
+          )
+      }))
+    )
+    return yield* Effect.gen(function*() {
+      const server = yield* McpHttpServer.McpHttpServer
+      const registry = yield* McpSessionRegistry.McpSessionRegistry
+      assert.strictEqual(bindings.length, 1)
+      return yield* body({ port: server.port, registry, binding: bindings[0]!, events, held, released })
+    }).pipe(
+      Effect.provide(
+        McpHttpServer.layer({ registrations: Layer.mergeAll(HostToolsLive, HoldLive, extra) }).pipe(
+          Layer.provide(Layer.succeed(SessionBinding.Inspect, (binding) => void bindings.push(binding))),
+          Layer.provideMerge(McpSessionRegistry.layer({
+            ...registryOptions,
+            hooks: [(event) => Effect.sync(() => void events.push(event))]
+          }))
+        )
+      )
+    )
+  })
 
 describe("McpHttpServer", () => {
   it.live("listens on 127.0.0.1 at a free port and serves /mcp", () =>
@@ -127,39 +230,8 @@ describe("McpHttpServer", () => {
       Effect.gen(function*() {
         const first = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
         const second = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
-        const send = (
-          credential: Credential.IssuedCredential,
-          body: unknown,
-          sessionId?: string,
-          method = "POST"
-        ) =>
-          rawRequest({
-            port,
-            path: "/mcp",
-            method,
-            headers: {
-              ...mcpPostHeaders,
-              host: `127.0.0.1:${port}`,
-              authorization: Redacted.value(credential.authorizationHeader),
-              "mcp-protocol-version": "2025-11-25",
-              ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId })
-            },
-            ...(body === undefined ? {} : { body: JSON.stringify(body) })
-          })
-        const open = Effect.fnUntraced(function*(credential: Credential.IssuedCredential) {
-          const init = yield* send(credential, {
-            jsonrpc: "2.0",
-            id: 1,
-            method: "initialize",
-            params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
-          })
-          assert.strictEqual(init.status, 200)
-          const sessionId = init.headers["mcp-session-id"] as string
-          assert.isString(sessionId)
-          yield* send(credential, { jsonrpc: "2.0", method: "notifications/initialized" }, sessionId)
-          return sessionId
-        })
-        const sessionInfo = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "session_info", arguments: {} } }
+        const { send, open, call } = rawMcp(port)
+        const sessionInfo = call("session_info")
 
         const sessionA = yield* open(first)
         const own = yield* send(first, sessionInfo, sessionA)
@@ -190,6 +262,160 @@ describe("McpHttpServer", () => {
         assert.strictEqual(orphaned.status, 404)
         assert.notInclude(orphaned.body, "thread-b")
         assert.strictEqual((yield* send(third, undefined, sessionB, "DELETE")).status, 404)
+      })
+    ))
+
+  it.live("a revoked credential's sessions end in the transport and leave the binding", () =>
+    withBinding({}, ({ port, registry, binding, events, held, released }) =>
+      Effect.gen(function*() {
+        const { send, open, call } = rawMcp(port)
+        const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+        const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
+        const busy = yield* open(a)
+        const idle = yield* open(a)
+        const own = yield* open(b)
+        assert.deepStrictEqual(binding.size(), { sessions: 3, credentials: 2 })
+
+        // A call still running on A's session when A is revoked.
+        const holding = yield* Effect.forkChild(send(a, call("hold"), busy))
+        yield* Deferred.await(held)
+
+        assert.isTrue(yield* registry.revoke(a.credentialId))
+        assert.deepStrictEqual(events.map((event) => event.reason), ["revoked"])
+        // The transport ended the session as a DELETE would: the call was interrupted...
+        yield* Deferred.await(released)
+        assert.strictEqual((yield* Fiber.join(holding)).status, 404)
+        // ...and it no longer knows either session, where it answered 204 before.
+        assert.strictEqual(yield* binding.endInTransport(busy), 404)
+        assert.strictEqual(yield* binding.endInTransport(idle), 404)
+        assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+
+        // No one reaches A's sessions: not B, not a credential issued after the revocation.
+        const c = yield* registry.issue({ threadId: "thread-c", providerInstanceId: "codex" })
+        for (const credential of [b, c]) {
+          for (const sessionId of [busy, idle]) {
+            const refused = yield* send(credential, call("session_info"), sessionId)
+            sessionNotFound(refused)
+            assert.notInclude(refused.body, "thread-a")
+            sessionNotFound(yield* send(credential, undefined, sessionId, "DELETE"))
+          }
+        }
+
+        // B's own session is untouched, and B can still open another and call tools.
+        const still = yield* send(b, call("session_info"), own)
+        assert.strictEqual(still.status, 200)
+        assert.include(still.body, "\"threadId\":\"thread-b\"")
+        const fresh = yield* open(b)
+        const greeting = yield* send(b, call("greet", { name: "ada" }), fresh)
+        assert.strictEqual(greeting.status, 200)
+        assert.include(greeting.body, "hello ada, from thread-b")
+        // C only knocked on sessions it does not own: nothing is kept for it.
+        assert.deepStrictEqual(binding.size(), { sessions: 2, credentials: 1 })
+      })
+    ))
+
+  it.live("revokeThread ends the sessions of every credential of the thread", () =>
+    withBinding({}, ({ port, registry, binding, events }) =>
+      Effect.gen(function*() {
+        const { send, open, call } = rawMcp(port)
+        const codex = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+        const claude = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "claude-code" })
+        const other = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
+        const sessions = [yield* open(codex), yield* open(codex), yield* open(claude)]
+        const kept = yield* open(other)
+        assert.deepStrictEqual(binding.size(), { sessions: 4, credentials: 3 })
+
+        assert.strictEqual(yield* registry.revokeThread("thread-a"), 2)
+        assert.deepStrictEqual(events.map((event) => event.reason), ["session-stopped", "session-stopped"])
+        assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+        for (const sessionId of sessions) {
+          assert.strictEqual(yield* binding.endInTransport(sessionId), 404)
+          sessionNotFound(yield* send(other, call("session_info"), sessionId))
+        }
+        const still = yield* send(other, call("greet", { name: "bo" }), kept)
+        assert.strictEqual(still.status, 200)
+        assert.include(still.body, "hello bo, from thread-b")
+      })
+    ))
+
+  it.effect("a credential gone idle has its sessions ended by the sweep", () =>
+    withBinding({ idleTimeout: "10 minutes", sweepInterval: "1 day" }, ({ port, registry, binding, events }) =>
+      Effect.gen(function*() {
+        const { send, open, call } = rawMcp(port)
+        const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+        const session = yield* open(a)
+        assert.strictEqual((yield* send(a, call("session_info"), session)).status, 200)
+        assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+
+        yield* TestClock.adjust("11 minutes")
+        assert.strictEqual(yield* registry.sweep, 1)
+        assert.deepStrictEqual(events.map((event) => event.reason), ["idle"])
+        assert.deepStrictEqual(binding.size(), { sessions: 0, credentials: 0 })
+        assert.strictEqual(yield* binding.endInTransport(session), 404)
+
+        const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
+        sessionNotFound(yield* send(b, call("session_info"), session))
+        const own = yield* open(b)
+        const greeting = yield* send(b, call("greet", { name: "cy" }), own)
+        assert.strictEqual(greeting.status, 200)
+        assert.include(greeting.body, "hello cy, from thread-b")
+      })
+    ))
+
+  it.live("a session opened by an initialize in flight while its credential is revoked is ended, not bound", () => {
+    // Revokes `armed` after the transport has opened the session of an
+    // initialize but before the binding sees it: the race the binding guards.
+    const armed: { credentialId?: string } = {}
+    const RevokeMidInitialize = HttpRouter.middleware(
+      Effect.map(McpSessionRegistry.McpSessionRegistry, (registry) => (httpEffect) =>
+        Effect.tap(httpEffect, () => {
+          const credentialId = armed.credentialId
+          if (credentialId === undefined) return Effect.void
+          delete armed.credentialId
+          return registry.revoke(credentialId)
+        })),
+      { global: true }
+    )
+    return withBinding(
+      {},
+      ({ port, registry, binding, events }) =>
+        Effect.gen(function*() {
+          const { send, open, call } = rawMcp(port)
+          const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+          armed.credentialId = a.credentialId
+          const init = yield* send(a, {
+            jsonrpc: "2.0",
+            id: 1,
+            method: "initialize",
+            params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+          })
+          assert.deepStrictEqual(events.map((event) => event.reason), ["revoked"])
+          const opened = init.headers["mcp-session-id"] as string
+          assert.isString(opened)
+          assert.deepStrictEqual(binding.size(), { sessions: 0, credentials: 0 })
+          assert.strictEqual(yield* binding.endInTransport(opened), 404)
+
+          const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
+          sessionNotFound(yield* send(b, call("session_info"), opened))
+          const own = yield* open(b)
+          assert.strictEqual((yield* send(b, call("greet", { name: "di" }), own)).status, 200)
+        }),
+      // A global router middleware is a layer needing the router, which the server provides.
+      RevokeMidInitialize as unknown as Layer.Layer<never>
+    )
+  })
+
+  it.live("a session ended from the server side answered 204 while the transport held it", () =>
+    withBinding({}, ({ port, registry, binding }) =>
+      Effect.gen(function*() {
+        const { send, open, call } = rawMcp(port)
+        const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+        const session = yield* open(a)
+        // The probe the tests above rely on tells a held session from a gone one.
+        assert.strictEqual(yield* binding.endInTransport(session), 204)
+        assert.strictEqual(yield* binding.endInTransport(session), 404)
+        // Still bound, but the transport ended it: its owner gets the transport's own 404.
+        assert.strictEqual((yield* send(a, call("session_info"), session)).status, 404)
       })
     ))
 

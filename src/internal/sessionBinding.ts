@@ -1,16 +1,25 @@
 /**
- * An MCP session belongs to the credential that opened it.
+ * An MCP session belongs to the credential that opened it, and ends when that
+ * credential leaves the registry.
  *
  * Effect's MCP transport hands out an `Mcp-Session-Id` at `initialize` and
  * accepts it from anyone afterwards. Behind the guard every request is
  * authenticated, but another agent's credential must still not reach into a
  * session it did not open (to end it with a DELETE, or to answer its
- * requests): such a request gets the 404 the transport gives an unknown
- * session. The binding is forgotten when the session is deleted or its
- * credential leaves the registry.
+ * requests): such a request gets a 404 "Session not found".
+ *
+ * The transport keeps a session until a DELETE, and an agent whose credential
+ * was revoked never sends one; so when a credential leaves the registry, every
+ * session it opened is ended in the transport here, as its DELETE would have
+ * ended it (in-flight requests interrupted), and its binding is dropped. No
+ * tombstone is needed to keep the session from being taken over: a request
+ * reaches the transport only with a session id bound to its own credential,
+ * so an ended, deleted or never-issued id gets the same 404 from everyone.
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import * as HttpEffect from "effect/http/HttpEffect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
@@ -25,58 +34,199 @@ const notFound = HttpServerResponse.text(
   { status: 404, contentType: "application/json", headers: { "cache-control": "no-store" } }
 )
 
-/**
- * Route middleware for the MCP endpoint; runs inside the guard, whose
- * `CurrentCredential` it reads.
- */
-export const middleware = HttpRouter.middleware<{ provides: never }>()(Effect.gen(function*() {
-  const registry = yield* McpSessionRegistry
-  const owners = new Map<string, string>()
-  const sessionsOf = new Map<string, Set<string>>()
+/** The sessions one credential opened. */
+interface Holder {
+  readonly credentialId: string
+  readonly sessions: Set<string>
+  /** The credential left the registry: a session it opens from now on is ended at once. */
+  gone: boolean
+}
 
-  const bind = (sessionId: string, credentialId: string) => {
-    owners.set(sessionId, credentialId)
-    let sessions = sessionsOf.get(credentialId)
-    if (sessions === undefined) sessionsOf.set(credentialId, sessions = new Set())
-    sessions.add(sessionId)
+type RouteHandler = (
+  request: HttpServerRequest.HttpServerRequest
+) => Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>
+
+/**
+ * A test seam, read once per `make`: receives each binding made, so tests can
+ * look at its size and ask the transport about a session.
+ */
+export const Inspect = Context.Reference<((binding: SessionBinding) => void) | undefined>(
+  "mcp-session-registry/internal/sessionBinding/Inspect",
+  { defaultValue: () => undefined }
+)
+
+/**
+ * The binding of one MCP endpoint: `middleware` for its routes (inside the
+ * guard, whose `CurrentCredential` it reads) and `layerRouter` under the
+ * transport, which hands the transport's own DELETE handler to the binding.
+ */
+export interface SessionBinding {
+  readonly middleware: HttpRouter.Middleware<{
+    provides: never
+    handles: never
+    error: never
+    requires: never
+    layerError: never
+    layerRequires: never
+  }>
+  readonly layerRouter: Layer.Layer<HttpRouter.HttpRouter, never, HttpRouter.HttpRouter>
+  /**
+   * Ends a session in the transport as a DELETE would. Answers the
+   * transport's status: 204 if it held the session, 404 if not.
+   */
+  readonly endInTransport: (sessionId: string) => Effect.Effect<number>
+  /** How many sessions are bound, and how many live credentials that opened (or tried to) are tracked. */
+  readonly size: () => { readonly sessions: number; readonly credentials: number }
+}
+
+/**
+ * Makes the binding for the MCP endpoint at `path`; its revocation hook lives
+ * as long as the scope.
+ */
+export const make = Effect.fnUntraced(function*(
+  path: HttpRouter.PathInput
+): Effect.fn.Return<SessionBinding, never, McpSessionRegistry | Scope.Scope> {
+  const registry = yield* McpSessionRegistry
+  const owners = new Map<string, Holder>()
+  const holders = new Map<string, Holder>()
+  let deleteRoute: RouteHandler | undefined
+  let warned = false
+
+  // The transport offers no way to end a session from the server side but
+  // its DELETE route, so the route's handler is taken as the transport
+  // registers it, below every middleware: the same handling a DELETE gets,
+  // without the guard or this binding in the way.
+  const capture = (handler: unknown) => {
+    deleteRoute = HttpServerResponse.isHttpServerResponse(handler)
+      ? () => Effect.succeed(handler)
+      : Effect.isEffect(handler)
+      ? (request) =>
+        Effect.provideService(
+          handler as Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest>,
+          HttpServerRequest.HttpServerRequest,
+          request
+        )
+      : handler as RouteHandler
+  }
+  const layerRouter = Layer.effect(
+    HttpRouter.HttpRouter,
+    Effect.map(HttpRouter.HttpRouter, (router) =>
+      HttpRouter.HttpRouter.of({
+        ...router,
+        add: (method, routePath, handler, options) => {
+          if (method === "DELETE" && routePath === path) capture(handler)
+          return router.add(method, routePath, handler, options)
+        },
+        addAll: (routes) => {
+          for (const route of routes) {
+            if (route.method === "DELETE" && route.path === path) capture(route.handler)
+          }
+          return router.addAll(routes)
+        }
+      }))
+  )
+
+  const endInTransport = (sessionId: string): Effect.Effect<number> =>
+    Effect.suspend(() => {
+      const handler = deleteRoute
+      if (handler === undefined) {
+        if (warned) return Effect.succeed(0)
+        warned = true
+        return Effect.as(
+          Effect.logWarning("The MCP transport registered no DELETE route; sessions of revoked credentials stay in it"),
+          0
+        )
+      }
+      // Only the session header: the transport then checks the session alone,
+      // against the revision it negotiated.
+      const request = HttpServerRequest.fromWeb(
+        new Request(new URL(path, "http://localhost"), { method: "DELETE", headers: { [sessionHeader]: sessionId } })
+      )
+      return Effect.map(handler(request), (response) => response.status)
+    }).pipe(
+      Effect.catchCause((cause) =>
+        Effect.as(Effect.logWarning("Ending an MCP session in the transport failed", cause), 500)
+      )
+    )
+
+  const bind = (sessionId: string, holder: Holder) => {
+    owners.set(sessionId, holder)
+    holder.sessions.add(sessionId)
   }
   const unbind = (sessionId: string) => {
-    const owner = owners.get(sessionId)
-    if (owner === undefined) return
+    const holder = owners.get(sessionId)
+    if (holder === undefined) return
     owners.delete(sessionId)
-    const sessions = sessionsOf.get(owner)
-    sessions?.delete(sessionId)
-    if (sessions?.size === 0) sessionsOf.delete(owner)
+    holder.sessions.delete(sessionId)
   }
-  // A session keeps its dead owner: credential ids are never reused, so no
-  // other credential can take over a session whose credential was revoked.
-  // (Effect's transport keeps such a session until a DELETE; so does this map.)
-  yield* registry.onRevoke((event) => Effect.sync(() => void sessionsOf.delete(event.credential.credentialId)))
 
-  return (httpEffect) =>
+  // A holder leaves only with its credential, never when its last session
+  // does: an initialize in flight holds on to it, and must still see `gone`
+  // if the credential leaves before the session it opens is bound.
+  yield* registry.onRevoke((event) =>
+    Effect.suspend(() => {
+      const holder = holders.get(event.credential.credentialId)
+      if (holder === undefined) return Effect.void
+      holders.delete(holder.credentialId)
+      holder.gone = true
+      if (holder.sessions.size === 0) return Effect.void
+      const sessions = Array.from(holder.sessions)
+      holder.sessions.clear()
+      for (const sessionId of sessions) owners.delete(sessionId)
+      return Effect.forEach(sessions, endInTransport, { discard: true })
+    })
+  )
+
+  const middleware = HttpRouter.middleware<{ provides: never }>()((httpEffect) =>
     Effect.withFiber((fiber) => {
       const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+      const sessionId = request.headers[sessionHeader]
+      if (sessionId !== undefined) {
+        const owner = owners.get(sessionId)
+        const credentialId = Context.getUnsafe(fiber.context as Context.Context<CurrentCredential>, CurrentCredential)
+          .credentialId
+        if (owner === undefined || owner.credentialId !== credentialId) return Effect.succeed(notFound)
+        if (request.method !== "DELETE") return httpEffect
+        return Effect.tap(httpEffect, (response) =>
+          Effect.sync(() => {
+            if (response.status < 300) unbind(sessionId)
+          }))
+      }
+      if (request.method !== "POST") return httpEffect
       const credentialId = Context.getUnsafe(fiber.context as Context.Context<CurrentCredential>, CurrentCredential)
         .credentialId
-      const sessionId = request.headers[sessionHeader]
-      if (sessionId === undefined) {
-        // The transport sets the session header in a pre-response handler of
-        // its own; one appended after the handler ran sees it.
-        return Effect.tap(httpEffect, () =>
-          Effect.sync(() =>
-            HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) => {
-              const opened = response.headers[sessionHeader]
-              if (opened !== undefined && response.status < 300) bind(opened, credentialId)
+      // Taken before the transport runs, so a revocation while the
+      // initialize is in flight marks this very holder. (One that lands
+      // between the guard's lookup and this line is missed: the holder and
+      // its session then stay, reachable by no one, until shutdown.)
+      let holder = holders.get(credentialId)
+      if (holder === undefined) holders.set(credentialId, holder = { credentialId, sessions: new Set(), gone: false })
+      const opener = holder
+      // The transport sets the session header in a pre-response handler of
+      // its own; one appended after the handler ran sees it. A session is
+      // bound, or else ended: the transport keeps no session nobody can reach.
+      return Effect.onExit(httpEffect, () =>
+        Effect.sync(() =>
+          HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) => {
+            const opened = response.headers[sessionHeader]
+            if (opened === undefined) return Effect.succeed(response)
+            if (response.status < 300 && !opener.gone) {
+              bind(opened, opener)
               return Effect.succeed(response)
-            })
-          ))
-      }
-      const owner = owners.get(sessionId)
-      if (owner !== undefined && owner !== credentialId) return Effect.succeed(notFound)
-      if (request.method !== "DELETE") return httpEffect
-      return Effect.tap(httpEffect, (response) =>
-        Effect.sync(() => {
-          if (response.status < 300) unbind(sessionId)
-        }))
+            }
+            return Effect.as(endInTransport(opened), response)
+          })
+        ))
     })
-}))
+  )
+
+  const binding: SessionBinding = {
+    middleware,
+    layerRouter,
+    endInTransport,
+    size: () => ({ sessions: owners.size, credentials: holders.size })
+  }
+  const inspect = yield* Inspect
+  inspect?.(binding)
+  return binding
+})
