@@ -195,7 +195,8 @@ export const render = (results: Results): string => {
     rows.push([
       `sweeping ${size(s.size)} dead credentials`,
       `longest stall ${fmt(s.maxStallMillis, 1)} ms, p99 ${fmt(s.p99StallMillis, 1)} ms, ${fmt(s.sweepMillis)} ms in all; ` +
-        `longest GC pause meanwhile ${fmt(s.longestGcPauseMillis, 1)} ms (${s.gcPauses} pauses)`
+        `longest GC pause meanwhile ${fmt(s.longestGcPauseMillis, 1)} ms (${s.gcPauses} pauses); ` +
+        `longest stall with no GC pause in it ${fmt(s.longestStallWithoutGcMillis, 1)} ms`
     ])
   }
   if (results.guard !== undefined) {

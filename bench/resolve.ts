@@ -10,10 +10,13 @@
  * Every size is measured under two draws of the presented tokens (seeded, the
  * same for every contender):
  *
- * - `active`: requests come from 1,000 credentials picked at random among the
- *   live ones, the agents at work while the rest sit idle. What stays equal
- *   across sizes is the traffic, so this shows what the number of live
- *   credentials alone costs: the flatness goal is judged on it.
+ * - `active`: requests come, in random order, from the 1,000 credentials
+ *   issued last: the agents at work, while the sessions before them sit idle
+ *   until their idle timeout. What stays equal across sizes is the traffic,
+ *   so this shows what the number of live credentials costs on its own: the
+ *   flatness goal is judged on it. (A thousand credentials picked at random
+ *   over a 1e6 population were tried first: they span more memory pages than
+ *   the TLB holds, and every contender, the floor included, lost 6x.)
  * - `uniform`: every request from a credential drawn from all the live ones,
  *   the worst case for the CPU caches. At 1e6 each lookup then misses the
  *   caches several times (token, table slot, key, record), for every
@@ -80,7 +83,7 @@ const drawOrder = (draw: Draw, size: number): Uint32Array => {
   const next = random(draw === "uniform" ? size : size + 1)
   const pool = draw === "uniform" || size <= activeCredentials
     ? undefined
-    : Uint32Array.from({ length: activeCredentials }, () => Math.floor(next() * size))
+    : Uint32Array.from({ length: activeCredentials }, (_, i) => size - activeCredentials + i)
   const order = new Uint32Array(1 << 20)
   for (let i = 0; i < order.length; i++) {
     order[i] = pool === undefined ? Math.floor(next() * size) : pool[Math.floor(next() * pool.length)]!
