@@ -121,6 +121,13 @@ export class McpSessionRegistry extends Context.Service<McpSessionRegistry, {
   readonly revokeAll: Effect.Effect<number>
   /** The live credentials, without tokens. */
   readonly list: Effect.Effect<ReadonlyArray<CredentialInfo>>
+  /**
+   * The live credential with this id, without its token, or `Option.none()`
+   * for an unknown, revoked or dead one (one past a deadline reads as none
+   * before the sweeper reclaims it, as in `list`). Not a use: the expiry does
+   * not slide, so a host can check a credential without keeping it alive.
+   */
+  readonly get: (credentialId: string) => Effect.Effect<Option.Option<CredentialInfo>>
   /** Runs `hook` for every credential that leaves the registry while the scope is open. */
   readonly onRevoke: (hook: RevocationHook) => Effect.Effect<void, never, Scope.Scope>
   /** Reclaims dead credentials now, as the background sweeper does; returns how many. */
@@ -495,6 +502,15 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     revokeThread,
     revokeAll: revokeEverything("revoked").pipe(Effect.withSpan("McpSessionRegistry.revokeAll")),
     list: Effect.sync(() => store.list(clock.currentTimeMillisUnsafe())),
+    // Reads only: a dead credential is left for the sweeper or the next
+    // lookup to reclaim, so no hook runs from here and the caller never waits.
+    get: (credentialId) =>
+      Effect.sync(() => {
+        const entry = store.byCredentialId(credentialId)
+        return entry === undefined || store.deadReason(entry, clock.currentTimeMillisUnsafe()) !== undefined
+          ? Option.none()
+          : Option.some(store.info(entry))
+      }),
     onRevoke: (hook) =>
       Effect.acquireRelease(
         Effect.sync(() => {

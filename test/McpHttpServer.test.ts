@@ -130,13 +130,20 @@ const withBinding = <A, E>(
     readonly held: Deferred.Deferred<void>
     readonly released: Deferred.Deferred<void>
   }) => Effect.Effect<A, E>,
-  extra: Layer.Layer<never> = Layer.empty
+  extra: Layer.Layer<never> = Layer.empty,
+  wrapRegistry?: (
+    registry: McpSessionRegistry.McpSessionRegistry["Service"]
+  ) => McpSessionRegistry.McpSessionRegistry["Service"]
 ) =>
   Effect.gen(function*() {
     const held = yield* Deferred.make<void>()
     const released = yield* Deferred.make<void>()
     const events: Array<Revocation.RevocationEvent> = []
     const bindings: Array<SessionBinding.SessionBinding> = []
+    const registryLayer = McpSessionRegistry.layer({
+      ...registryOptions,
+      hooks: [(event) => Effect.sync(() => void events.push(event))]
+    })
     const HoldLive = McpServer.toolkit(HoldTools).pipe(
       Layer.provide(HoldTools.toLayer({
         hold: () =>
@@ -155,10 +162,12 @@ const withBinding = <A, E>(
       Effect.provide(
         McpHttpServer.layer({ registrations: Layer.mergeAll(HostToolsLive, HoldLive, extra) }).pipe(
           Layer.provide(Layer.succeed(SessionBinding.Inspect, (binding) => void bindings.push(binding))),
-          Layer.provideMerge(McpSessionRegistry.layer({
-            ...registryOptions,
-            hooks: [(event) => Effect.sync(() => void events.push(event))]
-          }))
+          Layer.provideMerge(
+            wrapRegistry === undefined ? registryLayer : Layer.effect(
+              McpSessionRegistry.McpSessionRegistry,
+              Effect.map(McpSessionRegistry.McpSessionRegistry, wrapRegistry)
+            ).pipe(Layer.provide(registryLayer))
+          )
         )
       )
     )
@@ -402,6 +411,79 @@ describe("McpHttpServer", () => {
         }),
       // A global router middleware is a layer needing the router, which the server provides.
       RevokeMidInitialize as unknown as Layer.Layer<never>
+    )
+  })
+
+  it.live("a session opened by a credential revoked between the guard and the binding is ended, not bound", () => {
+    // Revokes an armed credential right after the guard's lookup accepted it,
+    // before the request reaches the binding: the revocation hook then finds
+    // nothing of this request to mark, and the binding must see for itself
+    // that the credential is gone.
+    const armed = new Set<string>()
+    const revokeOnResolve = (
+      registry: McpSessionRegistry.McpSessionRegistry["Service"]
+    ): McpSessionRegistry.McpSessionRegistry["Service"] => ({
+      ...registry,
+      resolve: (token) =>
+        Effect.tap(
+          registry.resolve(token),
+          (scope) => armed.delete(scope.credentialId) ? registry.revoke(scope.credentialId) : Effect.void
+        )
+    })
+    const initialize = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+    }
+    return withBinding(
+      {},
+      ({ port, registry, binding, events }) =>
+        Effect.gen(function*() {
+          const { send, open, call } = rawMcp(port)
+          const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
+          const kept = yield* open(b)
+
+          // A credential already tracked: the hook ends its earlier session and
+          // drops its holder before the binding makes a fresh one.
+          const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+          const earlier = yield* open(a)
+          assert.deepStrictEqual(binding.size(), { sessions: 2, credentials: 2 })
+          armed.add(a.credentialId)
+          const raced = yield* send(a, initialize)
+          // And one never seen before.
+          const c = yield* registry.issue({ threadId: "thread-c", providerInstanceId: "codex" })
+          armed.add(c.credentialId)
+          const fresh = yield* send(c, initialize)
+          assert.deepStrictEqual(events.map((event) => event.reason), ["revoked", "revoked"])
+
+          // The transport had opened both sessions and said so; they are ended
+          // in it and bound to no one, like every other session of a revoked
+          // credential.
+          for (const response of [raced, fresh]) {
+            assert.strictEqual(response.status, 200)
+            const opened = response.headers["mcp-session-id"] as string
+            assert.isString(opened)
+            assert.strictEqual(yield* binding.endInTransport(opened), 404)
+            sessionNotFound(yield* send(b, call("session_info"), opened))
+          }
+          assert.strictEqual(yield* binding.endInTransport(earlier), 404)
+          assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+
+          // A sessionless POST that opens nothing leaves no holder behind either.
+          const d = yield* registry.issue({ threadId: "thread-d", providerInstanceId: "codex" })
+          armed.add(d.credentialId)
+          const refused = yield* send(d, call("session_info"))
+          assert.isUndefined(refused.headers["mcp-session-id"])
+          assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+
+          // The others' sessions are untouched.
+          const still = yield* send(b, call("greet", { name: "ed" }), kept)
+          assert.strictEqual(still.status, 200)
+          assert.include(still.body, "hello ed, from thread-b")
+        }),
+      Layer.empty,
+      revokeOnResolve
     )
   })
 

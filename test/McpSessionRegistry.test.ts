@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Effect, Exit, Fiber, Layer, Logger, Metric, Redacted, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Logger, Metric, Option, Redacted, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { McpSessionRegistry, type RegistryConfig, type Revocation } from "../src/index.ts"
 
@@ -394,6 +394,85 @@ describe("McpSessionRegistry", () => {
             d.credentialId
           ])
           assert.strictEqual((yield* registry.list).length, 0)
+        })))
+
+    it.effect("get reads a live credential without using it", () =>
+      withRegistry({ idleTimeout: "10 minutes", maxLifetime: "1 hour", sweepInterval: "1 day" }, (registry) =>
+        Effect.gen(function*() {
+          const a = yield* registry.issue({ threadId: "t", providerInstanceId: "a", capabilities: ["x"] })
+          yield* TestClock.adjust(minutes(4))
+          yield* registry.resolve(token(a))
+          yield* TestClock.adjust(minutes(5))
+          const read = yield* registry.get(a.credentialId)
+          assert.isTrue(Option.isSome(read))
+          assert.deepStrictEqual(Option.getOrThrow(read), {
+            credentialId: a.credentialId,
+            providerSessionId: a.providerSessionId,
+            threadId: "t",
+            providerInstanceId: "a",
+            capabilities: ["x"],
+            issuedAt: 0,
+            lastUsedAt: minutes(4),
+            expiresAt: minutes(4) + hours(1),
+            idleExpiresAt: minutes(14)
+          })
+          assert.notProperty(Option.getOrThrow(read), "token")
+          assert.deepStrictEqual(yield* registry.list, [Option.getOrThrow(read)])
+          // Reading is not a use: the idle clock runs on from the resolve.
+          for (let i = 0; i < 3; i++) yield* registry.get(a.credentialId)
+          assert.strictEqual(Option.getOrThrow(yield* registry.get(a.credentialId)).lastUsedAt, minutes(4))
+          yield* TestClock.adjust(minutes(5) + 1)
+          assert.strictEqual(yield* reasonOf(registry.resolve(token(a))), "idle")
+        })))
+
+    it.effect("get is none for a revoked, replaced or unknown credential", () =>
+      withRegistry({}, (registry) =>
+        Effect.gen(function*() {
+          const a = yield* registry.issue({ threadId: "t", providerInstanceId: "a" })
+          const b = yield* registry.issue({ threadId: "t", providerInstanceId: "b" })
+          yield* registry.issue({ threadId: "t", providerInstanceId: "b" })
+          assert.isTrue(Option.isSome(yield* registry.get(a.credentialId)))
+          assert.isTrue(yield* registry.revoke(a.credentialId))
+          assert.isTrue(Option.isNone(yield* registry.get(a.credentialId)))
+          assert.isTrue(Option.isNone(yield* registry.get(b.credentialId)))
+          assert.isTrue(Option.isNone(yield* registry.get("cred_nope")))
+          // Ids of other kinds name no credential.
+          assert.isTrue(Option.isNone(yield* registry.get(a.providerSessionId)))
+        })))
+
+    it.effect("get is none for a credential past its idle timeout that no sweep reclaimed yet", () =>
+      withRegistry({ idleTimeout: "10 minutes", sweepInterval: "1 day" }, (registry, recorded) =>
+        Effect.gen(function*() {
+          const a = yield* registry.issue({ threadId: "t", providerInstanceId: "a" })
+          yield* TestClock.adjust(minutes(10))
+          assert.isTrue(Option.isSome(yield* registry.get(a.credentialId)))
+          yield* TestClock.adjust(1)
+          assert.isTrue(Option.isNone(yield* registry.get(a.credentialId)))
+          // Still in the store: get only reads, so the sweep reclaims it, as idle.
+          assert.deepStrictEqual(recorded.reasons(), [])
+          assert.strictEqual(yield* registry.sweep, 1)
+          assert.deepStrictEqual(recorded.reasons(), ["idle"])
+          assert.isTrue(Option.isNone(yield* registry.get(a.credentialId)))
+        })))
+
+    it.effect("get answers none to input that is not a string, and never throws", () =>
+      withRegistry({}, (registry) =>
+        Effect.gen(function*() {
+          const a = yield* registry.issue({ threadId: "t", providerInstanceId: "a" })
+          const garbage: ReadonlyArray<unknown> = [
+            undefined,
+            null,
+            42,
+            { toString: () => a.credentialId },
+            [a.credentialId],
+            Symbol("x"),
+            "",
+            "x".repeat(1_000_000)
+          ]
+          for (const input of garbage) {
+            assert.isTrue(Option.isNone(yield* registry.get(input as string)))
+          }
+          assert.isTrue(Option.isSome(yield* registry.get(a.credentialId)))
         })))
 
     it.effect("issueScoped revokes with session-stopped when the scope closes", () =>

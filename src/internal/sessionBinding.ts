@@ -19,6 +19,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as HttpEffect from "effect/http/HttpEffect"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -160,20 +161,25 @@ export const make = Effect.fnUntraced(function*(
     holder.sessions.delete(sessionId)
   }
 
+  // Marks the holder of a credential that left the registry, drops it and
+  // its bindings, and ends its sessions in the transport.
+  const retire = (holder: Holder): Effect.Effect<void> => {
+    if (holders.get(holder.credentialId) === holder) holders.delete(holder.credentialId)
+    holder.gone = true
+    if (holder.sessions.size === 0) return Effect.void
+    const sessions = Array.from(holder.sessions)
+    holder.sessions.clear()
+    for (const sessionId of sessions) owners.delete(sessionId)
+    return Effect.forEach(sessions, endInTransport, { discard: true })
+  }
+
   // A holder leaves only with its credential, never when its last session
   // does: an initialize in flight holds on to it, and must still see `gone`
   // if the credential leaves before the session it opens is bound.
   yield* registry.onRevoke((event) =>
     Effect.suspend(() => {
       const holder = holders.get(event.credential.credentialId)
-      if (holder === undefined) return Effect.void
-      holders.delete(holder.credentialId)
-      holder.gone = true
-      if (holder.sessions.size === 0) return Effect.void
-      const sessions = Array.from(holder.sessions)
-      holder.sessions.clear()
-      for (const sessionId of sessions) owners.delete(sessionId)
-      return Effect.forEach(sessions, endInTransport, { discard: true })
+      return holder === undefined ? Effect.void : retire(holder)
     })
   )
 
@@ -196,26 +202,39 @@ export const make = Effect.fnUntraced(function*(
       const credentialId = Context.getUnsafe(fiber.context as Context.Context<CurrentCredential>, CurrentCredential)
         .credentialId
       // Taken before the transport runs, so a revocation while the
-      // initialize is in flight marks this very holder. (One that lands
-      // between the guard's lookup and this line is missed: the holder and
-      // its session then stay, reachable by no one, until shutdown.)
+      // initialize is in flight marks this very holder. One that lands
+      // between the guard's lookup and this line finds no holder to mark, and
+      // this line then makes a fresh one for a dead credential: the registry
+      // is asked again below, before anything is bound to it.
       let holder = holders.get(credentialId)
       if (holder === undefined) holders.set(credentialId, holder = { credentialId, sessions: new Set(), gone: false })
       const opener = holder
       // The transport sets the session header in a pre-response handler of
       // its own; one appended after the handler ran sees it. A session is
       // bound, or else ended: the transport keeps no session nobody can reach.
+      const settle = (response: HttpServerResponse.HttpServerResponse) => {
+        const opened = response.headers[sessionHeader]
+        if (opened === undefined) return Effect.succeed(response)
+        if (response.status < 300 && !opener.gone) {
+          bind(opened, opener)
+          return Effect.succeed(response)
+        }
+        return Effect.as(endInTransport(opened), response)
+      }
+      // The registry is asked once the holder is tracked: a credential live
+      // then leaves through the hook, which finds this holder; one already
+      // gone has its holder retired here, as the hook would have done, and
+      // the session it opened is ended, not bound. A sessionless POST is an
+      // initialize or a refusal, so this O(1) read is paid per session, not
+      // per call; asking when nothing opened too drops a dead credential's
+      // fresh holder, which nothing else would.
       return Effect.onExit(httpEffect, () =>
         Effect.sync(() =>
-          HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) => {
-            const opened = response.headers[sessionHeader]
-            if (opened === undefined) return Effect.succeed(response)
-            if (response.status < 300 && !opener.gone) {
-              bind(opened, opener)
-              return Effect.succeed(response)
-            }
-            return Effect.as(endInTransport(opened), response)
-          })
+          HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) =>
+            opener.gone ? settle(response) : Effect.flatMap(registry.get(credentialId), (live) =>
+              Option.isSome(live)
+                ? settle(response)
+                : Effect.andThen(Effect.suspend(() => retire(opener)), () => settle(response))))
         ))
     })
   )
