@@ -26,6 +26,7 @@ describe("npm run bench", () => {
       const results = JSON.parse(readFileSync(out, "utf8")) as Results
       assert.deepStrictEqual(results.resolve?.map((r) => r.size), [1000, 10000])
       for (const r of results.resolve ?? []) {
+        assert.isTrue(r.alone.opsPerSecond > 0 && Number.isFinite(r.alone.opsPerSecond))
         for (const draw of [r.active, r.uniform]) {
           for (const ops of Object.values(draw.opsPerSecond)) assert.isTrue(ops > 0 && Number.isFinite(ops))
           assert.isTrue(draw.ratios.floor > 0)
