@@ -17,6 +17,18 @@ import { BearerToken, McpBearerAuth, McpSessionRegistry, type Revocation } from 
 import { pool } from "./rawClient.ts"
 import { recordingTracer } from "../support/recording.ts"
 
+/** Fails if any 16 characters of a token's random body, which would identify it, appear in a text. */
+const assertNoTokenPiece = (tokens: Iterable<string>, texts: ReadonlyArray<string>): void => {
+  for (const token of tokens) {
+    const body = token.slice(BearerToken.prefix.length)
+    for (let at = 0; at + 16 <= body.length; at += 8) {
+      const piece = body.slice(at, at + 16)
+      const found = texts.find((text) => text.includes(piece))
+      assert.isUndefined(found, `a piece of a token appears in: ${found?.slice(0, 300)}`)
+    }
+  }
+}
+
 /** Every way a host might turn a value into text. */
 const renderings = (value: unknown): Array<string> => {
   const out = [inspect(value, { depth: 12, showHidden: true, getters: true })]
@@ -151,15 +163,7 @@ describe("hardening: secrets", () => {
         assert.include(all, "<redacted:McpSessionToken>")
         assert.include(all, "<redacted:McpSessionAuthorization>")
 
-        for (const token of tokens) {
-          // Any 16 characters of the random body would identify the token.
-          const body = token.slice(BearerToken.prefix.length)
-          for (let at = 0; at + 16 <= body.length; at += 8) {
-            const piece = body.slice(at, at + 16)
-            const found = texts.find((text) => text.includes(piece))
-            assert.isUndefined(found, `a piece of a token appears in: ${found?.slice(0, 200)}`)
-          }
-        }
+        assertNoTokenPiece(tokens, texts)
         // Nothing that looks like a token at all.
         for (const text of texts) assert.notMatch(text, BearerToken.pattern)
       }))
@@ -221,14 +225,7 @@ describe("hardening: secrets over HTTP", () => {
           texts.push(...renderings({ name: span.name, attributes: [...span.attributes], events: span.events, status: span.status }))
         }
         assert.isTrue(spans.some((span) => span.attributes.get("url.query") !== undefined), "no span recorded a query")
-        for (const token of tokens) {
-          const body = token.slice(BearerToken.prefix.length)
-          for (let at = 0; at + 16 <= body.length; at += 8) {
-            const piece = body.slice(at, at + 16)
-            const found = texts.find((text) => text.includes(piece))
-            assert.isUndefined(found, `a piece of a token appears in: ${found?.slice(0, 300)}`)
-          }
-        }
+        assertNoTokenPiece(tokens, texts)
       }))
     )
   })
