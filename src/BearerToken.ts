@@ -96,9 +96,9 @@ export const shapeOf = (input: string): "missing" | "malformed" | undefined =>
     : undefined
 
 /**
- * Whether the checksum of a well-shaped `token` agrees with its `digest`.
- * Any other character than base64url in the body, or any changed, swapped or
- * lost character, fails it (but for a 2^-36 chance per random string).
+ * Whether the checksum of a well-shaped `token` agrees with its `digest`. Any
+ * changed, swapped or lost character fails it, and so does all but a 2^-36
+ * share of random strings; a string crafted to pass it is merely unknown.
  *
  * @internal
  */
@@ -109,18 +109,27 @@ export const checksumMatches = (token: string, key: string): boolean => {
   return true
 }
 
+// The whole format, for `check`: a checksum anyone can compute does not keep
+// a crafted string's characters inside base64url, and a host may rely on
+// `check` before it puts a string into a header, a file or a command line.
+const wellFormed = /^mcpsr_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048][A-Za-z0-9_-]{6}$/
+
 /**
  * Why a presented string is not a token, or `undefined` when it is well formed.
  *
  * `missing` is the empty string; `malformed` is anything else that is not a
  * token: wrong length or prefix (checked first, so a megabyte of input costs
- * nothing), or a checksum that disagrees with the digest (which catches any
- * character outside base64url too).
+ * nothing), a character outside base64url, a body that is not the canonical
+ * encoding of 32 bytes, or a checksum that disagrees with the digest.
+ * (`resolve` checks length, prefix and checksum only, which refuses every
+ * accidental corruption; a crafted string that passes its checksum still
+ * matches no credential.)
  *
  * @since 0.1.0
  */
 export const check = (input: string): "missing" | "malformed" | undefined =>
-  shapeOf(input) ?? (checksumMatches(input, digest(input)) ? undefined : "malformed")
+  shapeOf(input) ??
+    (wellFormed.test(input) && checksumMatches(input, digest(input)) ? undefined : "malformed")
 
 /**
  * The SHA-256 digest of a token's prefix and body as a 32-character binary

@@ -60,6 +60,24 @@ describe("BearerToken", () => {
     }
   })
 
+  it("refuses a crafted string whose checksum is right but whose characters are not a token's", () => {
+    // Anyone can compute the checksum, so `check` verifies the alphabet and
+    // the canonical last body character on their own.
+    const withChecksum = (keyed: string) =>
+      keyed + createHash("sha256").update(keyed).digest("base64url").slice(0, 6)
+    const body = BearerToken.mint().slice(6, 48)
+    const crafted = [
+      withChecksum("mcpsr_" + "a\r\nSet-Cookie: x=1; $(id)".padEnd(42, "A") + "A"),
+      withChecksum("mcpsr_" + body.slice(0, 41) + "é" + "A"),
+      withChecksum("mcpsr_" + body + "B") // last body character carries bits past the 32 bytes
+    ]
+    for (const token of crafted) {
+      assert.strictEqual(token.length, BearerToken.length)
+      assert.strictEqual(BearerToken.check(token), "malformed", JSON.stringify(token))
+    }
+    assert.isUndefined(BearerToken.check(withChecksum("mcpsr_" + body + "A")))
+  })
+
   it("digests to a 32-byte SHA-256 key that differs per token", () => {
     const a = BearerToken.mint()
     const b = BearerToken.mint()
