@@ -35,6 +35,18 @@ const withRegistry = <A, E>(
 
 const token = (credential: { readonly token: Redacted.Redacted<string> }) => Redacted.value(credential.token)
 
+/** A `Clock` that reads as `base` does, but for the readings in `overrides`. */
+const clockLike = (base: Clock.Clock, overrides: Partial<Clock.Clock>): Clock.Clock => ({
+  currentTimeMillisUnsafe: () => base.currentTimeMillisUnsafe(),
+  currentTimeMillis: base.currentTimeMillis,
+  currentTimeNanosUnsafe: () => base.currentTimeNanosUnsafe(),
+  currentTimeNanos: base.currentTimeNanos,
+  monotonicTimeNanosUnsafe: () => base.monotonicTimeNanosUnsafe(),
+  monotonicTimeNanos: base.monotonicTimeNanos,
+  sleep: (duration) => base.sleep(duration),
+  ...overrides
+})
+
 const reasonOf = <A>(effect: Effect.Effect<A, { readonly reason: string }>) =>
   Effect.map(Effect.flip(effect), (error) => error.reason)
 
@@ -215,21 +227,32 @@ describe("McpSessionRegistry", () => {
           assert.strictEqual(yield* registry.sweep, 0)
         })))
 
+    it.effect("keeps the time of the clock it was built with, not its caller's", () =>
+      Effect.gen(function*() {
+        // Built under a clock that stands at 5,000,000 ms; called from the
+        // test's TestClock, which starts at 0 and moves.
+        const fixed = clockLike(yield* Clock.Clock, { currentTimeMillisUnsafe: () => 5_000_000 })
+        const registry = yield* McpSessionRegistry.make({ idleTimeout: "10 minutes" }).pipe(
+          Effect.provideService(Clock.Clock, fixed)
+        )
+        const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+        assert.strictEqual(credential.issuedAt, 5_000_000)
+        yield* TestClock.adjust(hours(2))
+        // Two hours on the caller's clock are nothing to the registry's.
+        const scope = yield* registry.resolve(token(credential))
+        assert.strictEqual(scope.lastUsedAt, 5_000_000)
+        assert.strictEqual(scope.idleExpiresAt, 5_000_000 + minutes(10))
+      }).pipe(Effect.scoped))
+
     it.effect("the sweeper yields after a few milliseconds of work, before its count limit", () =>
       Effect.gen(function*() {
         // Monotonic time that jumps 1 ms at every read: each chunk runs out of
         // time long before it reaches `sweepChunkSize`.
-        const base = yield* Clock.Clock
         let ticks = 0n
-        const racing: Clock.Clock = {
-          currentTimeMillisUnsafe: () => base.currentTimeMillisUnsafe(),
-          currentTimeMillis: base.currentTimeMillis,
-          currentTimeNanosUnsafe: () => base.currentTimeNanosUnsafe(),
-          currentTimeNanos: base.currentTimeNanos,
+        const racing = clockLike(yield* Clock.Clock, {
           monotonicTimeNanosUnsafe: () => (ticks += 1_000_000n),
-          monotonicTimeNanos: Effect.sync(() => (ticks += 1_000_000n)),
-          sleep: (duration) => base.sleep(duration)
-        }
+          monotonicTimeNanos: Effect.sync(() => (ticks += 1_000_000n))
+        })
         const recorded = recorder()
         const registry = yield* McpSessionRegistry.make({
           idleTimeout: "10 minutes",
