@@ -37,16 +37,24 @@ describe("ShardedMap", () => {
     }))
   })
 
-  it("keeps iterating while entries are deleted under it", () => {
+  it("keeps iterating while entries are deleted under it, and never yields a deleted one", () => {
     const sharded = new ShardedMap<number>(byTail)
     for (let i = 0; i < 10_000; i++) sharded.set(`k${i}`, i)
-    let visited = 0
+    const visited = new Set<number>()
+    const deleted = new Set<number>()
     for (const value of sharded.values()) {
+      assert.isFalse(deleted.has(value), `yielded ${value} after its deletion`)
+      visited.add(value)
+      // Delete the current entry and one other, visited or not, in any shard.
       sharded.delete(`k${value}`)
-      visited++
+      deleted.add(value)
+      const other = (value * 7919) % 10_000
+      if (sharded.delete(`k${other}`)) deleted.add(other)
     }
-    assert.strictEqual(visited, 10_000)
     assert.strictEqual(sharded.size, 0)
+    // Every entry was either visited or deleted before the iterator reached it.
+    for (let i = 0; i < 10_000; i++) assert.isTrue(visited.has(i) || deleted.has(i))
+    assert.isBelow(visited.size, 10_000)
   })
 
   it("spreads sequential ids and digests over every shard", () => {
