@@ -2,7 +2,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { assert, describe, it } from "@effect/vitest"
 import { inspect } from "node:util"
-import { Deferred, Effect, Fiber, Layer, Logger, Redacted, References, Schema, Tracer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Logger, Option, Redacted, References, Schema, Tracer } from "effect"
 import { McpServer, Tool, Toolkit } from "effect/ai"
 import { HttpRouter } from "effect/http"
 import { TestClock } from "effect/testing"
@@ -114,7 +114,12 @@ const sessionNotFound = (response: { readonly status: number; readonly body: str
 
 // A tool that runs until its request is interrupted, to see a session end in the transport.
 const Hold = Tool.make("hold", { success: Schema.String })
-const HoldTools = Toolkit.make(Hold)
+// A tool that revokes its caller's own thread, then answers.
+const StopSelf = Tool.make("stop_self", {
+  success: Schema.String,
+  dependencies: [McpBearerAuth.CurrentCredential]
+})
+const HoldTools = Toolkit.make(Hold, StopSelf)
 
 /**
  * `withServer` with the server's session binding at hand, a `hold` tool whose
@@ -129,6 +134,8 @@ const withBinding = <A, E>(
     readonly events: ReadonlyArray<Revocation.RevocationEvent>
     readonly held: Deferred.Deferred<void>
     readonly released: Deferred.Deferred<void>
+    /** What `stop_self` saw after its revocation returned. */
+    readonly stopped: Array<{ readonly revoked: number; readonly live: boolean }>
   }) => Effect.Effect<A, E>,
   extra: Layer.Layer<never> = Layer.empty,
   wrapRegistry?: (
@@ -140,24 +147,34 @@ const withBinding = <A, E>(
     const released = yield* Deferred.make<void>()
     const events: Array<Revocation.RevocationEvent> = []
     const bindings: Array<SessionBinding.SessionBinding> = []
+    const stopped: Array<{ readonly revoked: number; readonly live: boolean }> = []
     const registryLayer = McpSessionRegistry.layer({
       ...registryOptions,
       hooks: [(event) => Effect.sync(() => void events.push(event))]
     })
     const HoldLive = McpServer.toolkit(HoldTools).pipe(
-      Layer.provide(HoldTools.toLayer({
+      Layer.provide(HoldTools.toLayer(Effect.map(McpSessionRegistry.McpSessionRegistry, (registry) => ({
         hold: () =>
           Deferred.succeed(held, undefined).pipe(
             Effect.andThen(Effect.never),
             Effect.onInterrupt(() => Deferred.succeed(released, undefined))
-          )
-      }))
+          ),
+        stop_self: () =>
+          Effect.gen(function*() {
+            const caller = yield* McpBearerAuth.CurrentCredential
+            const revoked = yield* registry.revokeThread(caller.threadId)
+            // Code after the revocation runs: the call is not cut short.
+            const live = Option.isSome(yield* registry.get(caller.credentialId))
+            stopped.push({ revoked, live })
+            return "stopped"
+          })
+      }))))
     )
     return yield* Effect.gen(function*() {
       const server = yield* McpHttpServer.McpHttpServer
       const registry = yield* McpSessionRegistry.McpSessionRegistry
       assert.strictEqual(bindings.length, 1)
-      return yield* body({ port: server.port, registry, binding: bindings[0]!, events, held, released })
+      return yield* body({ port: server.port, registry, binding: bindings[0]!, events, held, released, stopped })
     }).pipe(
       Effect.provide(
         McpHttpServer.layer({ registrations: Layer.mergeAll(HostToolsLive, HoldLive, extra) }).pipe(
@@ -274,7 +291,7 @@ describe("McpHttpServer", () => {
       })
     ))
 
-  it.live("a revoked credential's sessions end in the transport and leave the binding", () =>
+  it.effect("a revoked credential's sessions end in the transport and leave the binding", () =>
     withBinding({}, ({ port, registry, binding, events, held, released }) =>
       Effect.gen(function*() {
         const { send, open, call } = rawMcp(port)
@@ -291,9 +308,24 @@ describe("McpHttpServer", () => {
 
         assert.isTrue(yield* registry.revoke(a.credentialId))
         assert.deepStrictEqual(events.map((event) => event.reason), ["revoked"])
-        // The transport ended the session as a DELETE would: the call was interrupted...
+        // Both bindings go at once; the idle session is ended in the transport
+        // at once, the busy one waits for its call.
+        assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+        assert.strictEqual(binding.draining(), 1)
+        sessionNotFound(yield* send(b, call("session_info"), busy))
+        // Let the grace timer start before the clock moves.
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+        yield* TestClock.adjust("4999 millis")
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+        assert.isFalse(yield* Deferred.isDone(released))
+        assert.strictEqual(binding.draining(), 1)
+        // A call blocked past the grace period keeps the session no longer: the
+        // transport ends it as a DELETE would, interrupting the call...
+        yield* TestClock.adjust("1 millis")
         yield* Deferred.await(released)
         assert.strictEqual((yield* Fiber.join(holding)).status, 404)
+        yield* binding.settled
+        assert.strictEqual(binding.draining(), 0)
         // ...and it no longer knows either session, where it answered 204 before.
         assert.strictEqual(yield* binding.endInTransport(busy), 404)
         assert.strictEqual(yield* binding.endInTransport(idle), 404)
@@ -337,6 +369,9 @@ describe("McpHttpServer", () => {
         assert.strictEqual(yield* registry.revokeThread("thread-a"), 2)
         assert.deepStrictEqual(events.map((event) => event.reason), ["session-stopped", "session-stopped"])
         assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+        // None had a request in flight: nothing waits, and the ending is done.
+        assert.strictEqual(binding.draining(), 0)
+        yield* binding.settled
         for (const sessionId of sessions) {
           assert.strictEqual(yield* binding.endInTransport(sessionId), 404)
           sessionNotFound(yield* send(other, call("session_info"), sessionId))
@@ -360,6 +395,7 @@ describe("McpHttpServer", () => {
         assert.strictEqual(yield* registry.sweep, 1)
         assert.deepStrictEqual(events.map((event) => event.reason), ["idle"])
         assert.deepStrictEqual(binding.size(), { sessions: 0, credentials: 0 })
+        yield* binding.settled
         assert.strictEqual(yield* binding.endInTransport(session), 404)
 
         const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
@@ -456,6 +492,7 @@ describe("McpHttpServer", () => {
           armed.add(c.credentialId)
           const fresh = yield* send(c, initialize)
           assert.deepStrictEqual(events.map((event) => event.reason), ["revoked", "revoked"])
+          yield* binding.settled
 
           // The transport had opened both sessions and said so; they are ended
           // in it and bound to no one, like every other session of a revoked
@@ -486,6 +523,40 @@ describe("McpHttpServer", () => {
       revokeOnResolve
     )
   })
+
+  it.live("a tool that revokes its own thread answers its caller, and its session ends after", () =>
+    withBinding({}, ({ port, registry, binding, events, stopped }) =>
+      Effect.gen(function*() {
+        const { send, open, call } = rawMcp(port)
+        const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+        const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
+        const session = yield* open(a)
+        const idle = yield* open(a)
+        const kept = yield* open(b)
+        assert.deepStrictEqual(binding.size(), { sessions: 3, credentials: 2 })
+
+        const answer = yield* send(a, call("stop_self"), session)
+        assert.strictEqual(answer.status, 200)
+        assert.include(answer.body, "stopped")
+        assert.notInclude(answer.body, "\"isError\":true")
+        // The code after the revocation ran, and saw the credential gone.
+        assert.deepStrictEqual(stopped, [{ revoked: 1, live: false }])
+        assert.deepStrictEqual(events.map((event) => event.reason), ["session-stopped"])
+
+        // Then both sessions were ended in the transport and left the binding.
+        yield* binding.settled
+        assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+        assert.strictEqual(binding.draining(), 0)
+        assert.strictEqual(yield* binding.endInTransport(session), 404)
+        assert.strictEqual(yield* binding.endInTransport(idle), 404)
+        sessionNotFound(yield* send(b, call("session_info"), session))
+
+        // The other thread's session is untouched.
+        const still = yield* send(b, call("greet", { name: "fa" }), kept)
+        assert.strictEqual(still.status, 200)
+        assert.include(still.body, "hello fa, from thread-b")
+      })
+    ))
 
   it.live("a session ended from the server side answered 204 while the transport held it", () =>
     withBinding({}, ({ port, registry, binding }) =>

@@ -10,14 +10,20 @@
  *
  * The transport keeps a session until a DELETE, and an agent whose credential
  * was revoked never sends one; so when a credential leaves the registry, every
- * session it opened is ended in the transport here, as its DELETE would have
- * ended it (in-flight requests interrupted), and its binding is dropped. No
- * tombstone is needed to keep the session from being taken over: a request
+ * session it opened loses its binding at once and is ended in the transport
+ * here, as its DELETE would have ended it. A session with no request in
+ * flight is ended at once; one with requests in flight is ended when the last
+ * of them finishes, or after a grace period at the latest (the DELETE then
+ * interrupts what still runs): a tool that revokes its own credential, or its
+ * own thread, still answers its caller. No tombstone is needed to keep the session from being taken over: a request
  * reaches the transport only with a session id bound to its own credential,
  * so an ended, deleted or never-issued id gets the same 404 from everyone.
  */
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -29,6 +35,15 @@ import { CurrentCredential } from "../McpBearerAuth.ts"
 import { McpSessionRegistry } from "../McpSessionRegistry.ts"
 
 const sessionHeader = "mcp-session-id"
+
+/**
+ * How long a revoked credential's session may keep serving the requests in
+ * flight when it was revoked, before it is ended in the transport anyway. The
+ * same as the registry's default hook timeout: the registry does not expose
+ * its configured one, and a call blocked past this must not keep the session
+ * alive for ever.
+ */
+export const defaultGracePeriod: Duration.Input = Duration.seconds(5)
 
 const notFound = HttpServerResponse.text(
   JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32001, message: "Session not found" } }),
@@ -78,6 +93,16 @@ export interface SessionBinding {
   readonly endInTransport: (sessionId: string) => Effect.Effect<number>
   /** How many sessions are bound, and how many live credentials that opened (or tried to) are tracked. */
   readonly size: () => { readonly sessions: number; readonly credentials: number }
+  /** How many unbound sessions wait for their in-flight requests before they are ended in the transport. */
+  readonly draining: () => number
+  /** Waits until every session the binding is ending has been ended in the transport (grace periods included). */
+  readonly settled: Effect.Effect<void>
+}
+
+/** Options of `make`. */
+export interface Options {
+  /** How long an in-flight request may delay the end of its revoked session. Default `defaultGracePeriod`. */
+  readonly gracePeriod?: Duration.Input | undefined
 }
 
 /**
@@ -85,11 +110,26 @@ export interface SessionBinding {
  * as long as the scope.
  */
 export const make = Effect.fnUntraced(function*(
-  path: HttpRouter.PathInput
+  path: HttpRouter.PathInput,
+  options?: Options
 ): Effect.fn.Return<SessionBinding, never, McpSessionRegistry | Scope.Scope> {
   const registry = yield* McpSessionRegistry
+  const gracePeriod = Duration.fromInputUnsafe(options?.gracePeriod ?? defaultGracePeriod)
   const owners = new Map<string, Holder>()
   const holders = new Map<string, Holder>()
+  // Requests past the binding, per bound session: counted so a revoked
+  // session is ended only once its last request has answered.
+  const inFlight = new Map<string, number>()
+  // Unbound sessions of revoked credentials, waiting for their in-flight
+  // requests; each holds the timer that ends it at the latest.
+  const draining = new Map<string, Fiber.Fiber<void>>()
+  // The transport is ended for a session in a fiber of the layer's own, never
+  // in the revocation hook or a request: the registry skips a hook for the
+  // rest of a batch once it times out, and a request must not be cut short by
+  // the end of its own session. Forks synchronously, so the hook does its
+  // bookkeeping in one step and returns at once.
+  const ending = yield* FiberSet.make<void, never>()
+  const fork = yield* FiberSet.runtime(ending)<never>()
   let deleteRoute: RouteHandler | undefined
   let warned = false
 
@@ -161,25 +201,84 @@ export const make = Effect.fnUntraced(function*(
     holder.sessions.delete(sessionId)
   }
 
+  // Ends an unbound session in the transport, or, while requests of it are
+  // in flight, once the last of them exits (see `exit`), or when the grace
+  // period runs out (on the Clock, so a TestClock drives it), whichever
+  // comes first. Never waits: the work runs in the layer's fibers.
+  const end = (sessionId: string) => {
+    if (!inFlight.has(sessionId)) {
+      fork(endInTransport(sessionId))
+      return
+    }
+    if (draining.has(sessionId)) return
+    draining.set(
+      sessionId,
+      fork(Effect.andThen(
+        Effect.sleep(gracePeriod),
+        Effect.suspend(() => {
+          // Taken out first: the DELETE interrupts the requests still in
+          // flight, and their exits must not end the session a second time.
+          draining.delete(sessionId)
+          return endInTransport(sessionId)
+        })
+      ))
+    )
+  }
+
+  // Ends a draining session now, if `timer` still stands for it.
+  const finish = (sessionId: string, timer: Fiber.Fiber<void>) => {
+    if (draining.get(sessionId) !== timer) return
+    draining.delete(sessionId)
+    timer.interruptUnsafe()
+    fork(endInTransport(sessionId))
+  }
+
+  // A request passed the binding for a bound session; runs `exit` however it
+  // ends, interrupted or failed included.
+  const enter = (sessionId: string) => inFlight.set(sessionId, (inFlight.get(sessionId) ?? 0) + 1)
+  const exit = (sessionId: string, context: Context.Context<never>, answered: boolean) => {
+    const count = (inFlight.get(sessionId) ?? 1) - 1
+    if (count > 0) {
+      inFlight.set(sessionId, count)
+      return
+    }
+    inFlight.delete(sessionId)
+    const timer = draining.get(sessionId)
+    if (timer === undefined) return
+    if (!answered) return finish(sessionId, timer)
+    // The transport checks, in a pre-response handler of its own, that the
+    // session still stands, and answers an empty 404 if not: the session is
+    // ended only in one appended after it, once the answer is through. The
+    // timer stays as the backstop should no response ever be sent.
+    HttpEffect.appendPreResponseHandlerUnsafe(context, (_, response) =>
+      Effect.sync(() => {
+        finish(sessionId, timer)
+        return response
+      }))
+  }
+
   // Marks the holder of a credential that left the registry, drops it and
-  // its bindings, and ends its sessions in the transport.
-  const retire = (holder: Holder): Effect.Effect<void> => {
+  // its bindings, and ends its sessions in the transport (see `end`). All of
+  // it synchronous: the revocation hook never waits.
+  const retire = (holder: Holder): void => {
     if (holders.get(holder.credentialId) === holder) holders.delete(holder.credentialId)
     holder.gone = true
-    if (holder.sessions.size === 0) return Effect.void
+    if (holder.sessions.size === 0) return
     const sessions = Array.from(holder.sessions)
     holder.sessions.clear()
-    for (const sessionId of sessions) owners.delete(sessionId)
-    return Effect.forEach(sessions, endInTransport, { discard: true })
+    for (const sessionId of sessions) {
+      owners.delete(sessionId)
+      end(sessionId)
+    }
   }
 
   // A holder leaves only with its credential, never when its last session
   // does: an initialize in flight holds on to it, and must still see `gone`
   // if the credential leaves before the session it opens is bound.
   yield* registry.onRevoke((event) =>
-    Effect.suspend(() => {
+    Effect.sync(() => {
       const holder = holders.get(event.credential.credentialId)
-      return holder === undefined ? Effect.void : retire(holder)
+      if (holder !== undefined) retire(holder)
     })
   )
 
@@ -192,8 +291,19 @@ export const make = Effect.fnUntraced(function*(
         const credentialId = Context.getUnsafe(fiber.context as Context.Context<CurrentCredential>, CurrentCredential)
           .credentialId
         if (owner === undefined || owner.credentialId !== credentialId) return Effect.succeed(notFound)
-        if (request.method !== "DELETE") return httpEffect
-        return Effect.tap(httpEffect, (response) =>
+        // Counted from here, while the session is bound: a revocation from
+        // now on waits for this request before ending the session.
+        // Counted and its exit registered in one uninterruptible step, so no
+        // interruption can leave the count up for ever.
+        const counted = Effect.uninterruptibleMask((restore) => {
+          enter(sessionId)
+          return Effect.onExit(
+            restore(httpEffect),
+            (result) => Effect.sync(() => exit(sessionId, fiber.context, result._tag === "Success"))
+          )
+        })
+        if (request.method !== "DELETE") return counted
+        return Effect.tap(counted, (response) =>
           Effect.sync(() => {
             if (response.status < 300) unbind(sessionId)
           }))
@@ -234,7 +344,7 @@ export const make = Effect.fnUntraced(function*(
             opener.gone ? settle(response) : Effect.flatMap(registry.get(credentialId), (live) =>
               Option.isSome(live)
                 ? settle(response)
-                : Effect.andThen(Effect.suspend(() => retire(opener)), () => settle(response))))
+                : Effect.andThen(Effect.sync(() => retire(opener)), () => settle(response))))
         ))
     })
   )
@@ -243,7 +353,9 @@ export const make = Effect.fnUntraced(function*(
     middleware,
     layerRouter,
     endInTransport,
-    size: () => ({ sessions: owners.size, credentials: holders.size })
+    size: () => ({ sessions: owners.size, credentials: holders.size }),
+    draining: () => draining.size,
+    settled: FiberSet.awaitEmpty(ending)
   }
   const inspect = yield* Inspect
   inspect?.(binding)
