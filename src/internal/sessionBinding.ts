@@ -15,9 +15,10 @@
  * flight is ended at once; one with requests in flight is ended when the last
  * of them finishes, or after a grace period at the latest (the DELETE then
  * interrupts what still runs): a tool that revokes its own credential, or its
- * own thread, still answers its caller. No tombstone is needed to keep the session from being taken over: a request
- * reaches the transport only with a session id bound to its own credential,
- * so an ended, deleted or never-issued id gets the same 404 from everyone.
+ * own thread, still answers its caller. No tombstone is needed to keep the
+ * session from being taken over: a request reaches the transport only with a
+ * session id bound to its own credential, so an ended, deleted or
+ * never-issued id gets the same 404 from everyone.
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -286,10 +287,10 @@ export const make = Effect.fnUntraced(function*(
     Effect.withFiber((fiber) => {
       const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
       const sessionId = request.headers[sessionHeader]
+      const credentialId = Context.getUnsafe(fiber.context as Context.Context<CurrentCredential>, CurrentCredential)
+        .credentialId
       if (sessionId !== undefined) {
         const owner = owners.get(sessionId)
-        const credentialId = Context.getUnsafe(fiber.context as Context.Context<CurrentCredential>, CurrentCredential)
-          .credentialId
         if (owner === undefined || owner.credentialId !== credentialId) return Effect.succeed(notFound)
         // Counted from here, while the session is bound: a revocation from
         // now on waits for this request before ending the session.
@@ -309,8 +310,6 @@ export const make = Effect.fnUntraced(function*(
           }))
       }
       if (request.method !== "POST") return httpEffect
-      const credentialId = Context.getUnsafe(fiber.context as Context.Context<CurrentCredential>, CurrentCredential)
-        .credentialId
       // Taken before the transport runs, so a revocation while the
       // initialize is in flight marks this very holder. One that lands
       // between the guard's lookup and this line finds no holder to mark, and
