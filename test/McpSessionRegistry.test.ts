@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Effect, Exit, Fiber, Layer, Logger, Metric, Option, Redacted, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Logger, Metric, Option, Redacted, Scope, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { McpSessionRegistry, type RegistryConfig, type Revocation } from "../src/index.ts"
+import { recordingTracer } from "./support/recording.ts"
 
 const minutes = (n: number) => n * 60_000
 const hours = (n: number) => n * 3_600_000
@@ -688,6 +689,27 @@ describe("McpSessionRegistry", () => {
           assert.strictEqual(value("mcp_session_registry_revocations_total", { reason: "revoked" }), 1)
           assert.strictEqual(value("mcp_session_registry_revocations_total", { reason: "idle" }), 0)
         })))
+
+    it.effect("issue records a span under the caller's, with the credential and thread ids", () => {
+      const { spans, tracer } = recordingTracer()
+      return withRegistry({ maxCredentialsPerThread: 1 }, (registry) =>
+        Effect.gen(function*() {
+          const issued = yield* registry.issue({ threadId: "t", providerInstanceId: "a" }).pipe(
+            Effect.withSpan("host.spawn")
+          )
+          const refused = yield* registry.issue({ threadId: "t", providerInstanceId: "b" }).pipe(Effect.flip)
+          assert.strictEqual(refused._tag, "RegistryFull")
+          const host = spans.find((s) => s.name === "host.spawn")
+          const [ok, full] = spans.filter((s) => s.name === "McpSessionRegistry.issue")
+          assert.isDefined(host)
+          assert.isDefined(full)
+          assert.strictEqual(Option.getOrUndefined(ok!.parent)?.spanId, host!.spanId)
+          assert.strictEqual(ok!.attributes.get("credentialId"), issued.credentialId)
+          assert.strictEqual(ok!.attributes.get("threadId"), "t")
+          assert.strictEqual(ok!.status._tag, "Ended")
+          assert.strictEqual(full!.status._tag === "Ended" && full!.status.exit._tag, "Failure")
+        })).pipe(Effect.provideService(Tracer.Tracer, tracer))
+    })
 
     it.effect("list shows live credentials without their tokens", () =>
       withRegistry({ idleTimeout: "10 minutes", sweepInterval: "1 day" }, (registry) =>

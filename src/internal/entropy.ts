@@ -11,9 +11,10 @@ export const randomBase64Url = (bytes: number): string => {
     randomFillSync(pool)
     offset = 0
   }
-  const slice = pool.subarray(offset, offset + bytes)
+  const start = offset
   offset += bytes
-  const text = slice.toString("base64url")
-  slice.fill(0)
+  // Encoded and zeroed by range, without a view object per call.
+  const text = pool.toString("base64url", start, offset)
+  pool.fill(0, start, offset)
   return text
 }
