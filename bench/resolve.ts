@@ -83,7 +83,7 @@ const plain = (name: string, resolver: Contenders.PlainResolver, tokens: Readonl
 }
 
 /** The registry, called the way a host calls it: `yield*` inside one Effect program. */
-const viaService = (
+export const viaService = (
   registry: McpSessionRegistry.McpSessionRegistry["Service"],
   tokens: ReadonlyArray<string>,
   order: Uint32Array
@@ -99,7 +99,7 @@ const viaService = (
 }
 
 /** A power-of-two sequence of indices into `tokens`, long enough that batches rarely repeat it. */
-const drawOrder = (draw: Draw, size: number): Uint32Array => {
+export const drawOrder = (draw: Draw, size: number): Uint32Array => {
   // Seeded per draw and size, so every run draws the same tokens.
   const next = random(draw === "uniform" ? size : size + 1)
   const pool = draw === "uniform" || size <= activeCredentials

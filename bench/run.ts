@@ -19,6 +19,7 @@
  */
 import * as Effect from "effect/Effect"
 import { writeFileSync } from "node:fs"
+import * as Flatness from "./flatness.ts"
 import * as Guard from "./guard.ts"
 import { canCollectGarbage, type Timing } from "./harness.ts"
 import * as Issue from "./issue.ts"
@@ -97,6 +98,9 @@ const main = Effect.gen(function*() {
   if (only.has("resolve")) {
     for (const size of sizes) resolve.push(yield* step(`resolve at ${size}`, Resolve.measure(size, timing)))
   }
+  const flatness = only.has("resolve") && sizes.length > 1
+    ? yield* step(`resolve at ${sizes.join(", ")} side by side`, Flatness.measure(sizes, timing))
+    : undefined
   const issue = only.has("issue")
     ? yield* step(
       "issue and revokeThread",
@@ -111,6 +115,7 @@ const main = Effect.gen(function*() {
     machine: Report.machine(),
     timing,
     resolve: only.has("resolve") ? resolve : undefined,
+    flatness,
     issue,
     memory,
     sweep,

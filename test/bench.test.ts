@@ -32,6 +32,10 @@ describe("npm run bench", () => {
           assert.isTrue(draw.ratios.floor > 0)
         }
       }
+      assert.deepStrictEqual(results.flatness?.sizes, [1000, 10000])
+      for (const t of results.flatness!.throughput) assert.isTrue(t.opsPerSecond > 0 && t.samples.length === 2)
+      assert.isTrue(results.flatness!.spread > 0 && results.flatness!.spread <= 1)
+      assert.include(stdout, "registries side by side")
       assert.isTrue(results.issue!.issuesPerSecond > 0)
       assert.isTrue(results.issue!.untracedIssuesPerSecond > 0)
       assert.deepStrictEqual(results.issue!.revokeThread.map((r) => r.credentialsPerThread), [1, 100])
