@@ -30,6 +30,7 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import type { ServeError } from "effect/http/HttpServerError"
 import * as SessionBinding from "./internal/sessionBinding.ts"
+import { SessionTerminationError } from "./internal/sessionBinding.ts"
 import * as McpBearerAuth from "./McpBearerAuth.ts"
 import type { McpSessionRegistry } from "./McpSessionRegistry.ts"
 
@@ -75,6 +76,15 @@ export class McpHttpServer extends Context.Service<McpHttpServer, {
   readonly port: number
   readonly path: string
 }>()("mcp-session-registry/McpHttpServer") {}
+
+/**
+ * The MCP transport offers no way to end a session from the server side, so
+ * the sessions of revoked credentials would stay open in it: fails `layer`
+ * and `layerRoutes` before the server serves.
+ *
+ * @since 0.1.0
+ */
+export { SessionTerminationError }
 
 /**
  * The MCP protocol revisions served: the sessionful Streamable HTTP ones that
@@ -147,7 +157,7 @@ export const layerRoutes = <RA = never, RE = never, RR = never>(
   options: Options & { readonly registrations?: Layer.Layer<RA, RE, RR> | undefined } = {}
 ): Layer.Layer<
   McpServer.McpServer,
-  McpBearerAuth.GuardConfigError | Cause.IllegalArgumentError | RE,
+  McpBearerAuth.GuardConfigError | SessionTerminationError | Cause.IllegalArgumentError | RE,
   | HttpRouter.HttpRouter
   | HttpServer.HttpServer
   | McpSessionRegistry
@@ -178,6 +188,10 @@ export const layerRoutes = <RA = never, RE = never, RR = never>(
       allowSessionTermination: true,
       registrations
     }).pipe(
+      // The transport registers its routes as its layer is built: checked
+      // right after, so a transport whose sessions cannot be ended fails the
+      // layer before the server serves, not at the first revocation.
+      Layer.tap(() => sessions.ready),
       Layer.provide(sessions.middleware.combine(McpBearerAuth.middleware(options)).layer),
       Layer.provide(sessions.layerRouter)
     )
@@ -262,7 +276,11 @@ export const layer = <RA = never, RE = never, RR = never>(
   options: Options & { readonly registrations?: Layer.Layer<RA, RE, RR> | undefined } = {}
 ): Layer.Layer<
   McpHttpServer | McpServer.McpServer | HttpServer.HttpServer,
-  McpBearerAuth.GuardConfigError | Cause.IllegalArgumentError | ServeError | RE,
+  | McpBearerAuth.GuardConfigError
+  | SessionTerminationError
+  | Cause.IllegalArgumentError
+  | ServeError
+  | RE,
   McpSessionRegistry | Exclude<McpServer.McpRequest.Without<RR>, McpServer.McpServer>
 > => {
   const host = options.host ?? "127.0.0.1"

@@ -4,7 +4,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { inspect } from "node:util"
 import { Deferred, Effect, Fiber, Layer, Logger, Option, Redacted, References, Schema, Tracer } from "effect"
 import { McpServer, Tool, Toolkit } from "effect/ai"
-import { HttpRouter } from "effect/http"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import type { Credential, RegistryConfig } from "../src/index.ts"
 import { McpBearerAuth, McpHttpServer, McpSessionRegistry, type Revocation } from "../src/index.ts"
@@ -571,6 +571,36 @@ describe("McpHttpServer", () => {
         assert.strictEqual((yield* send(a, call("session_info"), session)).status, 404)
       })
     ))
+
+  it.live("refuses to start when the transport cannot end a session from the server side", () =>
+    Effect.gen(function*() {
+      const start = (standIn: (handler: SessionBinding.RouteHandler) => SessionBinding.RouteHandler | undefined) =>
+        Effect.scoped(Layer.build(
+          McpHttpServer.layer().pipe(
+            Layer.provide(Layer.succeed(SessionBinding.TransportDelete, standIn)),
+            Layer.provide(McpSessionRegistry.layer())
+          )
+        )).pipe(
+          // A server that starts fails the test with a plain word, not with its whole context.
+          Effect.as("the server started" as const),
+          Effect.flip
+        )
+
+      // The transport registered no DELETE route: say so at startup, not at
+      // the first revocation.
+      const none = yield* start(() => undefined)
+      assert.instanceOf(none, McpHttpServer.SessionTerminationError)
+      assert.strictEqual(none._tag, "SessionTerminationError")
+      assert.include(none.message, "at /mcp")
+      assert.include(none.message, "registered no DELETE route")
+      assert.include(none.message, "sessions of revoked credentials would stay open")
+
+      // Its DELETE route is there but ends nothing (as with session
+      // termination turned off).
+      const refusing = yield* start(() => () => Effect.succeed(HttpServerResponse.empty({ status: 405 })))
+      assert.instanceOf(refusing, McpHttpServer.SessionTerminationError)
+      assert.include(refusing.message, "answered 405 for an unknown session")
+    }))
 
   it.live("refuses an unauthenticated initialize and a rebinding Host before MCP sees them", () =>
     withServer(({ port, registry }) =>

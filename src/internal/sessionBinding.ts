@@ -19,7 +19,12 @@
  * session from being taken over: a request reaches the transport only with a
  * session id bound to its own credential, so an ended, deleted or
  * never-issued id gets the same 404 from everyone.
+ *
+ * The transport's DELETE route is the only way to end a session, so a
+ * transport that offers none fails the server at startup (`ready`), not
+ * silently at the first revocation.
  */
+import { randomUUID } from "node:crypto"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -27,6 +32,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as HttpEffect from "effect/http/HttpEffect"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -51,6 +57,28 @@ const notFound = HttpServerResponse.text(
   { status: 404, contentType: "application/json", headers: { "cache-control": "no-store" } }
 )
 
+/**
+ * The MCP transport offers no way to end a session from the server side: it
+ * registered no DELETE route at the endpoint (an Effect upgrade may have
+ * changed how it registers its routes), or its DELETE route does not end
+ * sessions. Without one, every session of a revoked credential would stay
+ * open in the transport, so the server refuses to start.
+ *
+ * @since 0.1.0
+ */
+export class SessionTerminationError extends Schema.TaggedError<SessionTerminationError>()(
+  "SessionTerminationError",
+  {
+    path: Schema.String,
+    detail: Schema.String
+  }
+) {
+  override get message(): string {
+    return `Cannot end MCP sessions at ${this.path} from the server side: ${this.detail}; ` +
+      "the sessions of revoked credentials would stay open in the transport"
+  }
+}
+
 /** The sessions one credential opened. */
 interface Holder {
   readonly credentialId: string
@@ -59,7 +87,8 @@ interface Holder {
   gone: boolean
 }
 
-type RouteHandler = (
+/** A route's handler, as the transport's DELETE route is captured. */
+export type RouteHandler = (
   request: HttpServerRequest.HttpServerRequest
 ) => Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>
 
@@ -69,6 +98,19 @@ type RouteHandler = (
  */
 export const Inspect = Context.Reference<((binding: SessionBinding) => void) | undefined>(
   "mcp-session-registry/internal/sessionBinding/Inspect",
+  { defaultValue: () => undefined }
+)
+
+/**
+ * A test seam, read once per `make`: stands in for the transport's DELETE
+ * route at the endpoint. Receives the transport's handler and answers the one
+ * to register in its place, or `undefined` to register none, so tests can
+ * play a transport that offers no DELETE route, or a slow one.
+ *
+ * @internal
+ */
+export const TransportDelete = Context.Reference<((handler: RouteHandler) => RouteHandler | undefined) | undefined>(
+  "mcp-session-registry/internal/sessionBinding/TransportDelete",
   { defaultValue: () => undefined }
 )
 
@@ -98,6 +140,11 @@ export interface SessionBinding {
   readonly draining: () => number
   /** Waits until every session the binding is ending has been ended in the transport (grace periods included). */
   readonly settled: Effect.Effect<void>
+  /**
+   * Fails unless the transport's DELETE route was captured and ends sessions.
+   * Run it once the transport's routes are registered, before serving.
+   */
+  readonly ready: Effect.Effect<void, SessionTerminationError>
 }
 
 /** Options of `make`. */
@@ -131,6 +178,7 @@ export const make = Effect.fnUntraced(function*(
   // bookkeeping in one step and returns at once.
   const ending = yield* FiberSet.make<void, never>()
   const fork = yield* FiberSet.runtime(ending)<never>()
+  const standIn = yield* TransportDelete
   let deleteRoute: RouteHandler | undefined
   let warned = false
 
@@ -138,8 +186,8 @@ export const make = Effect.fnUntraced(function*(
   // its DELETE route, so the route's handler is taken as the transport
   // registers it, below every middleware: the same handling a DELETE gets,
   // without the guard or this binding in the way.
-  const capture = (handler: unknown) => {
-    deleteRoute = HttpServerResponse.isHttpServerResponse(handler)
+  const toHandler = (handler: unknown): RouteHandler =>
+    HttpServerResponse.isHttpServerResponse(handler)
       ? () => Effect.succeed(handler)
       : Effect.isEffect(handler)
       ? (request) =>
@@ -149,6 +197,14 @@ export const make = Effect.fnUntraced(function*(
           request
         )
       : handler as RouteHandler
+  // Captures the DELETE handler, and answers the one to register: the
+  // transport's own, or the test seam's stand-in (`undefined`: none).
+  const capture = <H>(handler: H): H | RouteHandler | undefined => {
+    if (standIn === undefined) {
+      deleteRoute = toHandler(handler)
+      return handler
+    }
+    return deleteRoute = standIn(toHandler(handler))
   }
   const layerRouter = Layer.effect(
     HttpRouter.HttpRouter,
@@ -156,14 +212,27 @@ export const make = Effect.fnUntraced(function*(
       HttpRouter.HttpRouter.of({
         ...router,
         add: (method, routePath, handler, options) => {
-          if (method === "DELETE" && routePath === path) capture(handler)
-          return router.add(method, routePath, handler, options)
+          if (method !== "DELETE" || routePath !== path) return router.add(method, routePath, handler, options)
+          const registered = capture(handler)
+          return registered === undefined
+            ? Effect.void
+            : router.add(method, routePath, registered as typeof handler, options)
         },
         addAll: (routes) => {
+          const registered: Array<HttpRouter.Route<any, any>> = []
           for (const route of routes) {
-            if (route.method === "DELETE" && route.path === path) capture(route.handler)
+            if (route.method !== "DELETE" || route.path !== path) {
+              registered.push(route)
+              continue
+            }
+            const handler = capture(route.handler)
+            if (handler === route.handler) registered.push(route)
+            else if (handler !== undefined) {
+              const replaced = Effect.flatMap(HttpServerRequest.HttpServerRequest, handler as RouteHandler)
+              registered.push({ ...route, handler: replaced })
+            }
           }
-          return router.addAll(routes)
+          return router.addAll(registered) as ReturnType<typeof router.addAll<typeof routes>>
         }
       }))
   )
@@ -171,6 +240,8 @@ export const make = Effect.fnUntraced(function*(
   const endInTransport = (sessionId: string): Effect.Effect<number> =>
     Effect.suspend(() => {
       const handler = deleteRoute
+      // Ruled out by `ready` where the binding is wired as the server wires
+      // it; kept for a binding used without that check.
       if (handler === undefined) {
         if (warned) return Effect.succeed(0)
         warned = true
@@ -348,13 +419,36 @@ export const make = Effect.fnUntraced(function*(
     })
   )
 
+  // The transport registers its routes as its own layer is built, after the
+  // router this binding hands it, so whether its DELETE route was captured is
+  // known only then: `ready` runs right after, before the server serves. It
+  // also asks the route to end a session nobody opened (a random id, so
+  // never a live one): a route that ends sessions answers 404, one that
+  // cannot answers otherwise (405 when the transport was told not to end
+  // sessions), and then no revocation could end one either.
+  const ready = Effect.suspend(() => {
+    if (deleteRoute === undefined) {
+      return Effect.fail(
+        new SessionTerminationError({ path, detail: "the MCP transport registered no DELETE route" })
+      )
+    }
+    return Effect.flatMap(endInTransport(`probe-${randomUUID()}`), (status) =>
+      status === 404 ? Effect.void : Effect.fail(
+        new SessionTerminationError({
+          path,
+          detail: `the transport's DELETE route answered ${status} for an unknown session, not 404`
+        })
+      ))
+  })
+
   const binding: SessionBinding = {
     middleware,
     layerRouter,
     endInTransport,
     size: () => ({ sessions: owners.size, credentials: holders.size }),
     draining: () => draining.size,
-    settled: FiberSet.awaitEmpty(ending)
+    settled: FiberSet.awaitEmpty(ending),
+    ready
   }
   const inspect = yield* Inspect
   inspect?.(binding)
