@@ -572,6 +572,65 @@ describe("McpHttpServer", () => {
       })
     ))
 
+  it.effect("a whole revocation batch is retired at once, however slowly the transport ends sessions", () => {
+    // While `gate` is set, the transport's DELETE waits for it. A revocation
+    // hook that waited for the transport would outlive its short timeout
+    // below, and the registry would skip it for the rest of the batch: the
+    // sessions of every later credential would stay bound and open.
+    let gate: Deferred.Deferred<void> | undefined
+    const gated = (handler: SessionBinding.RouteHandler): SessionBinding.RouteHandler => (request) =>
+      gate === undefined ? handler(request) : Effect.andThen(Deferred.await(gate), handler(request))
+    const warnings: Array<string> = []
+    const capture = Logger.make((options) => {
+      if (options.logLevel === "Warn") warnings.push(inspect(options.message))
+    })
+    // More than the registry runs one hook over at once (256).
+    const count = 300
+    return withBinding(
+      { hookTimeout: "10 millis", maxCredentialsPerThread: count },
+      ({ port, registry, binding, events }) =>
+        Effect.gen(function*() {
+          const { send, open, call } = rawMcp(port)
+          const credentials = yield* Effect.forEach(
+            Array.from({ length: count }, (_, i) => i),
+            (i) => registry.issue({ threadId: "thread-a", providerInstanceId: `agent-${i}` })
+          )
+          const sessions = yield* Effect.forEach(credentials, open, { concurrency: 16 })
+          const other = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
+          const kept = yield* open(other)
+          assert.deepStrictEqual(binding.size(), { sessions: count + 1, credentials: count + 1 })
+
+          const opened = yield* Deferred.make<void>()
+          gate = opened
+          const revoking = yield* Effect.forkChild(registry.revokeThread("thread-a"))
+          // Let the hooks start, then run their timeouts out.
+          for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+          yield* TestClock.adjust("10 millis")
+          assert.strictEqual(yield* Fiber.join(revoking), count)
+          assert.strictEqual(events.length, count)
+          assert.isTrue(events.every((event) => event.reason === "session-stopped"))
+          // Every binding went in the revocation itself, while every end in
+          // the transport still waits for the gate.
+          assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+          assert.strictEqual(binding.draining(), 0)
+          for (const sessionId of sessions) sessionNotFound(yield* send(other, call("session_info"), sessionId))
+
+          gate = undefined
+          yield* Deferred.succeed(opened, undefined)
+          yield* binding.settled
+          for (const sessionId of sessions) assert.strictEqual(yield* binding.endInTransport(sessionId), 404)
+          assert.deepStrictEqual(warnings.filter((line) => line.includes("Revocation hook")), [])
+
+          const still = yield* send(other, call("greet", { name: "gu" }), kept)
+          assert.strictEqual(still.status, 200)
+          assert.include(still.body, "hello gu, from thread-b")
+        })
+    ).pipe(
+      Effect.provideService(SessionBinding.TransportDelete, gated),
+      Effect.provide(Logger.layer([capture]))
+    )
+  })
+
   it.live("refuses to start when the transport cannot end a session from the server side", () =>
     Effect.gen(function*() {
       const start = (standIn: (handler: SessionBinding.RouteHandler) => SessionBinding.RouteHandler | undefined) =>
