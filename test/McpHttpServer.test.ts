@@ -1,6 +1,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { assert, describe, it } from "@effect/vitest"
+import * as Http from "node:http"
 import { inspect } from "node:util"
 import { Deferred, Effect, Fiber, Layer, Logger, Option, Redacted, References, Schema, Tracer } from "effect"
 import { McpServer, Tool, Toolkit } from "effect/ai"
@@ -107,6 +108,48 @@ const rawMcp = (port: number) => {
   return { send, open, call }
 }
 
+/**
+ * One MCP POST over `node:http`, watched as it goes: `head` once its
+ * response's status and headers are in, `body` once all of it arrived (or the
+ * connection closed), and `drop` closes the connection as a client that gives
+ * up would.
+ */
+const watchedPost = (port: number, credential: Credential.IssuedCredential, body: unknown, sessionId?: string) =>
+  Effect.sync(() => {
+    let head!: (value: { readonly status: number; readonly headers: Http.IncomingHttpHeaders }) => void
+    let done!: (body: string) => void
+    const heads = new Promise<{ readonly status: number; readonly headers: Http.IncomingHttpHeaders }>((resolve) =>
+      head = resolve
+    )
+    const bodies = new Promise<string>((resolve) => done = resolve)
+    const request = Http.request({
+      host: "127.0.0.1",
+      port,
+      path: "/mcp",
+      method: "POST",
+      agent: false,
+      headers: {
+        ...mcpPostHeaders,
+        host: `127.0.0.1:${port}`,
+        authorization: Redacted.value(credential.authorizationHeader),
+        "mcp-protocol-version": "2025-11-25",
+        ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId })
+      }
+    }, (response) => {
+      head({ status: response.statusCode ?? 0, headers: response.headers })
+      const chunks: Array<Buffer> = []
+      response.on("data", (chunk: Buffer) => chunks.push(chunk))
+      response.on("close", () => done(Buffer.concat(chunks).toString("utf8")))
+    })
+    request.on("error", () => done(""))
+    request.end(JSON.stringify(body))
+    return {
+      head: Effect.promise(() => heads),
+      body: Effect.promise(() => bodies),
+      drop: Effect.sync(() => void request.destroy())
+    }
+  })
+
 const sessionNotFound = (response: { readonly status: number; readonly body: string }) => {
   assert.strictEqual(response.status, 404)
   assert.strictEqual(JSON.parse(response.body).error.message, "Session not found")
@@ -119,7 +162,11 @@ const StopSelf = Tool.make("stop_self", {
   success: Schema.String,
   dependencies: [McpBearerAuth.CurrentCredential]
 })
-const HoldTools = Toolkit.make(Hold, StopSelf)
+// A tool whose answer streams: it sends a progress notification, so the
+// transport answers over SSE at once, then signals `streaming` and answers
+// only once `proceed` is done (or, interrupted, signals `released`).
+const StreamSlowly = Tool.make("stream_slowly", { success: Schema.String })
+const HoldTools = Toolkit.make(Hold, StopSelf, StreamSlowly)
 
 /**
  * `withServer` with the server's session binding at hand, a `hold` tool whose
@@ -134,6 +181,10 @@ const withBinding = <A, E>(
     readonly events: ReadonlyArray<Revocation.RevocationEvent>
     readonly held: Deferred.Deferred<void>
     readonly released: Deferred.Deferred<void>
+    /** `stream_slowly` sent its progress notification. */
+    readonly streaming: Deferred.Deferred<void>
+    /** Lets `stream_slowly` answer. */
+    readonly proceed: Deferred.Deferred<void>
     /** What `stop_self` saw after its revocation returned. */
     readonly stopped: Array<{ readonly revoked: number; readonly live: boolean }>
   }) => Effect.Effect<A, E>,
@@ -145,6 +196,8 @@ const withBinding = <A, E>(
   Effect.gen(function*() {
     const held = yield* Deferred.make<void>()
     const released = yield* Deferred.make<void>()
+    const streaming = yield* Deferred.make<void>()
+    const proceed = yield* Deferred.make<void>()
     const events: Array<Revocation.RevocationEvent> = []
     const bindings: Array<SessionBinding.SessionBinding> = []
     const stopped: Array<{ readonly revoked: number; readonly live: boolean }> = []
@@ -153,7 +206,10 @@ const withBinding = <A, E>(
       hooks: [(event) => Effect.sync(() => void events.push(event))]
     })
     const HoldLive = McpServer.toolkit(HoldTools).pipe(
-      Layer.provide(HoldTools.toLayer(Effect.map(McpSessionRegistry.McpSessionRegistry, (registry) => ({
+      Layer.provide(HoldTools.toLayer(Effect.gen(function*() {
+        const registry = yield* McpSessionRegistry.McpSessionRegistry
+        const server = yield* McpServer.McpServer
+        return {
         hold: () =>
           Deferred.succeed(held, undefined).pipe(
             Effect.andThen(Effect.never),
@@ -167,14 +223,32 @@ const withBinding = <A, E>(
             const live = Option.isSome(yield* registry.get(caller.credentialId))
             stopped.push({ revoked, live })
             return "stopped"
-          })
-      }))))
+          }),
+        stream_slowly: () =>
+          server.notifications["notifications/progress"]({ progressToken: "slow", progress: 1, total: 2 }).pipe(
+            Effect.andThen(Deferred.succeed(streaming, undefined)),
+            Effect.andThen(Deferred.await(proceed)),
+            Effect.as("streamed to the end"),
+            Effect.onInterrupt(() => Deferred.succeed(released, undefined))
+          )
+        }
+      })))
     )
     return yield* Effect.gen(function*() {
       const server = yield* McpHttpServer.McpHttpServer
       const registry = yield* McpSessionRegistry.McpSessionRegistry
       assert.strictEqual(bindings.length, 1)
-      return yield* body({ port: server.port, registry, binding: bindings[0]!, events, held, released, stopped })
+      return yield* body({
+        port: server.port,
+        registry,
+        binding: bindings[0]!,
+        events,
+        held,
+        released,
+        streaming,
+        proceed,
+        stopped
+      })
     }).pipe(
       Effect.provide(
         McpHttpServer.layer({ registrations: Layer.mergeAll(HostToolsLive, HoldLive, extra) }).pipe(
@@ -523,6 +597,50 @@ describe("McpHttpServer", () => {
       revokeOnResolve
     )
   })
+
+  it.effect("a revoked session streaming an answer over SSE ends when the stream does, not when it starts", () =>
+    withBinding({}, ({ port, registry, binding, released, streaming, proceed }) =>
+      Effect.gen(function*() {
+        const { send, open, call } = rawMcp(port)
+        const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+        const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
+        const session = yield* open(a)
+        yield* open(b)
+        const progress = {
+          ...call("stream_slowly"),
+          params: { name: "stream_slowly", arguments: {}, _meta: { progressToken: "slow" } }
+        }
+
+        // The answer has started: SSE headers and the progress event are out,
+        // while the tool still runs.
+        const slow = yield* watchedPost(port, a, progress, session)
+        yield* Deferred.await(streaming)
+        const head = yield* slow.head
+        assert.strictEqual(head.status, 200)
+        assert.strictEqual(head.headers["content-type"], "text/event-stream")
+
+        // Revoked mid-stream: unbound at once, but still in flight, so the
+        // transport keeps the session until the streamed answer is through.
+        assert.isTrue(yield* registry.revoke(a.credentialId))
+        assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
+        assert.strictEqual(binding.draining(), 1)
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+        assert.isFalse(yield* Deferred.isDone(released))
+
+        yield* Deferred.succeed(proceed, undefined)
+        const answer = yield* slow.body
+        assert.include(answer, "notifications/progress")
+        assert.include(answer, "streamed to the end")
+        assert.isFalse(yield* Deferred.isDone(released))
+        // Then the session was ended in the transport.
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+        yield* binding.settled
+        assert.strictEqual(binding.draining(), 0)
+        assert.strictEqual(yield* binding.endInTransport(session), 404)
+
+        sessionNotFound(yield* send(b, call("session_info"), session))
+      })
+    ))
 
   it.live("a tool that revokes its own thread answers its caller, and its session ends after", () =>
     withBinding({}, ({ port, registry, binding, events, stopped }) =>

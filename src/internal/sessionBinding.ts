@@ -13,7 +13,8 @@
  * session it opened loses its binding at once and is ended in the transport
  * here, as its DELETE would have ended it. A session with no request in
  * flight is ended at once; one with requests in flight is ended when the last
- * of them finishes, or after a grace period at the latest (the DELETE then
+ * of them finishes (a streamed answer when its body ends, not when it
+ * starts), or after a grace period at the latest (the DELETE then
  * interrupts what still runs): a tool that revokes its own credential, or its
  * own thread, still answers its caller. No tombstone is needed to keep the
  * session from being taken over: a request reaches the transport only with a
@@ -33,7 +34,9 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as HttpBody from "effect/http/HttpBody"
 import * as HttpEffect from "effect/http/HttpEffect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
@@ -306,9 +309,11 @@ export const make = Effect.fnUntraced(function*(
   }
 
   // A request passed the binding for a bound session; runs `exit` however it
-  // ends, interrupted or failed included.
+  // ends, interrupted or failed included. `context` is the request's while
+  // its answer is still to be sent (the session then ends once it is), none
+  // once nothing more of it is (it failed, or its streamed body ended).
   const enter = (sessionId: string) => inFlight.set(sessionId, (inFlight.get(sessionId) ?? 0) + 1)
-  const exit = (sessionId: string, context: Context.Context<never>, answered: boolean) => {
+  const exit = (sessionId: string, context: Context.Context<never> | undefined) => {
     const count = (inFlight.get(sessionId) ?? 1) - 1
     if (count > 0) {
       inFlight.set(sessionId, count)
@@ -317,7 +322,7 @@ export const make = Effect.fnUntraced(function*(
     inFlight.delete(sessionId)
     const timer = draining.get(sessionId)
     if (timer === undefined) return
-    if (!answered) return finish(sessionId, timer)
+    if (context === undefined) return finish(sessionId, timer)
     // The transport checks, in a pre-response handler of its own, that the
     // session still stands, and answers an empty 404 if not: the session is
     // ended only in one appended after it, once the answer is through. The
@@ -328,6 +333,33 @@ export const make = Effect.fnUntraced(function*(
         return response
       }))
   }
+
+  // A streamed answer (the transport's SSE, as for a tool call that sends a
+  // notification before its result) is sent while the call still runs: the
+  // request stays in flight until its body ends, not when it starts. Should
+  // the body never run (the response replaced before it is sent, or the
+  // client gone first), the request's scope, closed once the response is
+  // through or abandoned, lets it go instead; whichever comes first, once.
+  const untilStreamed = (
+    sessionId: string,
+    response: HttpServerResponse.HttpServerResponse,
+    body: HttpBody.Stream
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+    Effect.withFiber((fiber) => {
+      let left = false
+      const leave = Effect.sync(() => {
+        if (left) return
+        left = true
+        exit(sessionId, undefined)
+      })
+      return Effect.as(
+        Scope.addFinalizer(Context.getUnsafe(fiber.context, Scope.Scope), leave),
+        HttpServerResponse.setBody(
+          response,
+          HttpBody.stream(Stream.onExit(body.stream, () => leave), body.contentType, body.contentLength)
+        )
+      )
+    })
 
   // Marks the holder of a credential that left the registry, drops it and
   // its bindings, and ends its sessions in the transport (see `end`). All of
@@ -369,10 +401,17 @@ export const make = Effect.fnUntraced(function*(
         // interruption can leave the count up for ever.
         const counted = Effect.uninterruptibleMask((restore) => {
           enter(sessionId)
-          return Effect.onExit(
-            restore(httpEffect),
-            (result) => Effect.sync(() => exit(sessionId, fiber.context, result._tag === "Success"))
-          )
+          return Effect.matchCauseEffect(restore(httpEffect), {
+            onFailure: (cause) => {
+              exit(sessionId, undefined)
+              return Effect.failCause(cause)
+            },
+            onSuccess: (response) => {
+              if (response.body._tag === "Stream") return untilStreamed(sessionId, response, response.body)
+              exit(sessionId, fiber.context)
+              return Effect.succeed(response)
+            }
+          })
         })
         if (request.method !== "DELETE") return counted
         return Effect.tap(counted, (response) =>
