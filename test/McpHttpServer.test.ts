@@ -5,7 +5,7 @@ import * as Http from "node:http"
 import { inspect } from "node:util"
 import { Deferred, Effect, Fiber, Layer, Logger, Option, Redacted, References, Schema, Tracer } from "effect"
 import { McpServer, Tool, Toolkit } from "effect/ai"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpEffect, HttpRouter, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import type { Credential, RegistryConfig } from "../src/index.ts"
 import { McpBearerAuth, McpHttpServer, McpSessionRegistry, type Revocation } from "../src/index.ts"
@@ -641,6 +641,64 @@ describe("McpHttpServer", () => {
         sessionNotFound(yield* send(b, call("session_info"), session))
       })
     ))
+
+  it.live("an initialize dropped by its client after the transport opened the session ends it, not binds it", () => {
+    // Holds an armed request once the transport has answered it (so has
+    // opened its session) and before the answer is sent, until the client
+    // drops it. Records what reaches the last pre-response handler.
+    let armed: Deferred.Deferred<void> | undefined
+    const sent: Array<{ readonly status: number; readonly sessionId: string | undefined }> = []
+    const HoldAnswer = HttpRouter.middleware(
+      Effect.succeed((httpEffect) =>
+        Effect.withFiber((fiber) => {
+          const holding = armed
+          if (holding === undefined) return httpEffect
+          armed = undefined
+          return Effect.tap(httpEffect, () => {
+            HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) =>
+              Effect.sync(() => {
+                sent.push({ status: response.status, sessionId: response.headers["mcp-session-id"] })
+                return response
+              }))
+            return Effect.andThen(Deferred.succeed(holding, undefined), Effect.interruptible(Effect.never))
+          })
+        })
+      ),
+      { global: true }
+    )
+    const initialize = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+    }
+    return withBinding(
+      {},
+      ({ port, registry, binding }) =>
+        Effect.gen(function*() {
+          const { send, call } = rawMcp(port)
+          const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+          const holding = yield* Deferred.make<void>()
+          armed = holding
+          const dropped = yield* watchedPost(port, a, initialize)
+          yield* Deferred.await(holding)
+          yield* dropped.drop
+          yield* dropped.body
+          // The answer never went out, but its pre-response handlers ran, on
+          // the interrupted request, with the session the transport opened.
+          while (sent.length === 0) yield* Effect.sleep("5 millis")
+          const { sessionId, status } = sent[0]!
+          assert.strictEqual(status, 499)
+          assert.isString(sessionId)
+          yield* binding.settled
+          // Not bound to its (live) credential, and gone from the transport.
+          assert.deepStrictEqual(binding.size(), { sessions: 0, credentials: 1 })
+          assert.strictEqual(yield* binding.endInTransport(sessionId!), 404)
+          sessionNotFound(yield* send(a, call("session_info"), sessionId))
+        }),
+      HoldAnswer as unknown as Layer.Layer<never>
+    )
+  })
 
   it.live("a tool that revokes its own thread answers its caller, and its session ends after", () =>
     withBinding({}, ({ port, registry, binding, events, stopped }) =>
