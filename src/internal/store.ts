@@ -44,8 +44,8 @@ export class Entry {
 export type Refusal =
   | { readonly _tag: "RegistryFull"; readonly scope: "registry" | "thread"; readonly limit: number }
 
-// Tombstone values pack the reason into the low 3 bits of the deadline, so a
-// remembered token costs one map slot and one number.
+// A tombstone's deadline and reason are packed into one number: the reason in
+// its low 3 bits.
 const reasonCodes: ReadonlyArray<InvalidReason> = ["revoked", "idle", "expired"]
 const tombstoneReason = (reason: RevocationReason): InvalidReason =>
   reason === "idle" || reason === "expired" ? reason : "revoked"
@@ -55,13 +55,22 @@ export class Store {
   readonly byDigest = new ShardedMap<Entry>(byFirstCode)
   readonly byId = new ShardedMap<Entry>(byTail)
   readonly threads = new ShardedMap<Entry>(byTail)
+  /** A remembered key's burial number: its place in the burial queue below. */
   readonly tombstones = new ShardedMap<number>(byFirstCode)
-  // Tombstone keys in burial order, which is deadline order. Eviction and
-  // pruning take from the front of this queue in O(1): the first key of a Map
-  // is only found by stepping over every slot deleted before it, which made
-  // each eviction O(maxTombstones) once the cap was reached.
-  private buried: Array<string> = []
+  // The burial queue, in burial order, which is deadline order: keys, and
+  // their packed deadlines and reasons in an array V8 stores as unboxed
+  // doubles. A packed value in the map itself is past the small-integer range,
+  // so V8 boxed each one: a heap object per remembered token, promoted by the
+  // million while a sweep buries a mass expiry. Eviction and pruning take from
+  // the front in O(1): the first key of a Map is only found by stepping over
+  // every slot deleted before it, which made each eviction O(maxTombstones)
+  // once the cap was reached.
+  private buriedKeys: Array<string> = []
+  private buriedPacked: Array<number> = []
+  /** The queue's oldest kept slot. */
   private buriedHead = 0
+  /** The burial number of slot 0. */
+  private buriedBase = 0
   /** Credentials reclaimed as a side effect of a lookup, waiting for their hooks. */
   reclaimed: Array<RevocationEvent> = []
 
@@ -148,8 +157,9 @@ export class Store {
   }
 
   private tombstone(key: string, now: number): InvalidReason {
-    const packed = this.tombstones.get(key)
-    if (packed === undefined) return "unknown"
+    const burial = this.tombstones.get(key)
+    if (burial === undefined) return "unknown"
+    const packed = this.buriedPacked[burial - this.buriedBase]!
     const code = packed % 8
     if ((packed - code) / 8 < now) return "unknown"
     return reasonCodes[code]!
@@ -319,33 +329,40 @@ export class Store {
 
   private bury(key: string, reason: InvalidReason, now: number): void {
     if (this.tombstones.size >= this.config.maxTombstones) {
-      while (this.buriedHead < this.buried.length && !this.tombstones.delete(this.buried[this.buriedHead++]!)) {
-        // A key already forgotten by pruning: try the next oldest.
+      while (this.buriedHead < this.buriedKeys.length && !this.forgetOldest()) {
+        // A slot whose key was already forgotten: try the next oldest.
       }
     }
-    this.tombstones.set(key, (now + this.config.tombstoneRetentionMillis) * 8 + reasonCodes.indexOf(reason))
-    this.buried.push(key)
+    this.tombstones.set(key, this.buriedBase + this.buriedKeys.length)
+    this.buriedKeys.push(key)
+    this.buriedPacked.push((now + this.config.tombstoneRetentionMillis) * 8 + reasonCodes.indexOf(reason))
     this.compactBuried()
   }
 
   /** Forgets tombstones past their retention: O(expired), oldest first. */
   pruneTombstones(now: number): void {
-    while (this.buriedHead < this.buried.length) {
-      const key = this.buried[this.buriedHead]!
-      const packed = this.tombstones.get(key)
-      if (packed !== undefined) {
-        if ((packed - (packed % 8)) / 8 >= now) break
-        this.tombstones.delete(key)
-      }
-      this.buriedHead++
+    while (this.buriedHead < this.buriedKeys.length) {
+      const packed = this.buriedPacked[this.buriedHead]!
+      if ((packed - (packed % 8)) / 8 >= now) break
+      this.forgetOldest()
     }
     this.compactBuried()
   }
 
+  /** Takes the oldest slot off the queue; whether it still held a tombstone. */
+  private forgetOldest(): boolean {
+    const key = this.buriedKeys[this.buriedHead]!
+    const burial = this.buriedBase + this.buriedHead++
+    // Only the tombstone this slot made: a key buried again since holds a later one.
+    return this.tombstones.get(key) === burial && this.tombstones.delete(key)
+  }
+
   // Drops the consumed front of the queue once it is most of it: amortized O(1).
   private compactBuried(): void {
-    if (this.buriedHead >= 1024 && this.buriedHead * 2 >= this.buried.length) {
-      this.buried = this.buried.slice(this.buriedHead)
+    if (this.buriedHead >= 1024 && this.buriedHead * 2 >= this.buriedKeys.length) {
+      this.buriedKeys = this.buriedKeys.slice(this.buriedHead)
+      this.buriedPacked = this.buriedPacked.slice(this.buriedHead)
+      this.buriedBase += this.buriedHead
       this.buriedHead = 0
     }
   }

@@ -1,0 +1,57 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import type { InvalidReason } from "../../src/Credential.ts"
+import { Store } from "../../src/internal/store.ts"
+import * as RegistryConfig from "../../src/RegistryConfig.ts"
+import type { RevocationEvent, RevocationReason } from "../../src/Revocation.ts"
+
+const hour = 3_600_000
+
+/** A store holding `count` credentials, each on its own thread, and their tokens. */
+const filled = (count: number, options: RegistryConfig.Options) => {
+  const store = new Store(Effect.runSync(RegistryConfig.resolve({ maxCredentials: count, ...options })))
+  const issued = Array.from({ length: count }, (_, i) => {
+    const result = store.issue({ threadId: `t${i}`, providerInstanceId: "p" }, 0, [])
+    if ("_tag" in result) throw new Error("refused")
+    return result
+  })
+  return { store, issued }
+}
+
+describe("Store tombstones", () => {
+  it("remember the newest up to the cap, through many compactions of the burial queue", () => {
+    const count = 5_000
+    const cap = 1_500
+    const { issued, store } = filled(count, { maxTombstones: cap, tombstoneRetention: "1 hour" })
+    const reasons: ReadonlyArray<RevocationReason> = ["revoked", "session-stopped", "replaced", "shutdown"]
+    const events: Array<RevocationEvent> = []
+    // Buried one millisecond apart, so burial order is deadline order.
+    issued.forEach(({ entry }, i) => store.revoke(entry, reasons[i % reasons.length]!, 1 + i, events))
+    assert.strictEqual(events.length, count)
+    assert.strictEqual(store.tombstones.size, cap)
+    const now = count + 1
+    const seen = issued.map(({ token }) => store.resolve(token, now) as InvalidReason)
+    for (let i = 0; i < count; i++) assert.strictEqual(seen[i], i < count - cap ? "unknown" : "revoked", `token ${i}`)
+
+    // Past the retention of the oldest 500 kept: those are forgotten, the rest stay.
+    store.pruneTombstones(count - cap + 500 + hour + 1)
+    assert.strictEqual(store.tombstones.size, cap - 500)
+    const later = count - cap + 501 + hour
+    for (let i = count - cap; i < count; i++) {
+      const expected = i < count - cap + 500 ? "unknown" : "revoked"
+      assert.strictEqual(store.resolve(issued[i]!.token, later), expected, `token ${i}`)
+    }
+  })
+
+  it("keep the reason each credential died of", () => {
+    const { issued, store } = filled(3, { idleTimeout: "10 minutes", tombstoneRetention: "1 day" })
+    store.revoke(issued[0]!.entry, "revoked", 1, [])
+    // Found dead of idleness by a lookup, and of the lifetime cap by a sweep-like removal.
+    assert.strictEqual(store.resolve(issued[1]!.token, 11 * 60_000), "idle")
+    store.remove(issued[2]!.entry, "expired", 2 * hour)
+    assert.deepStrictEqual(
+      issued.map(({ token }) => store.resolve(token, 2 * hour)),
+      ["revoked", "idle", "expired"]
+    )
+  })
+})
