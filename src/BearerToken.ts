@@ -81,14 +81,9 @@ export const mintKeyed = (): { readonly token: string; readonly key: string } =>
   return { token: keyed + checksumOf(key), key }
 }
 
-/**
- * Whether `input` has a token's length and prefix: the checks that cost
- * nothing, made before any hashing, so a megabyte of input fails on its
- * length alone.
- *
- * @internal
- */
-export const shapeOf = (input: string): "missing" | "malformed" | undefined =>
+// A token's length and prefix: the checks that cost nothing, made before any
+// hashing, so a megabyte of input fails on its length alone.
+const shapeOf = (input: string): "missing" | "malformed" | undefined =>
   input.length === 0
     ? "missing"
     : input.length !== length || !input.startsWith(prefix)
