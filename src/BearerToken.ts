@@ -56,11 +56,15 @@ const checksumCode = (key: string, i: number): number => {
   return alphabetCodes[(pair >> (10 - (bit & 7))) & 63]!
 }
 
-const checksumOf = (key: string): string => {
-  let out = ""
-  for (let i = 0; i < checksumLength; i++) out += String.fromCharCode(checksumCode(key, i))
-  return out
-}
+const checksumOf = (key: string): string =>
+  String.fromCharCode(
+    checksumCode(key, 0),
+    checksumCode(key, 1),
+    checksumCode(key, 2),
+    checksumCode(key, 3),
+    checksumCode(key, 4),
+    checksumCode(key, 5)
+  )
 
 /**
  * Mints a fresh token. The caller must wrap it in `Redacted` at once.

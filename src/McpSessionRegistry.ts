@@ -155,6 +155,9 @@ export const sweepChunkMillis = 4
 
 const maxIdLength = 512
 
+const tokenLabel = { label: "McpSessionToken" } as const
+const headerLabel = { label: "McpSessionAuthorization" } as const
+
 // How many events one hook handles at once. A hook that outlives its timeout
 // once is skipped for the rest of that batch (one warning says how many), so
 // a call that removes any number of credentials, shutdown included, waits
@@ -188,28 +191,21 @@ const validate = (request: IssueRequest): CheckedRequest | InvalidIssueRequest =
   // Every field is read exactly once: a getter that throws is bad input like
   // any other, and one that answers differently on a second read cannot slip
   // an unchecked value past this point.
-  let fields: Record<"threadId" | "providerInstanceId" | "capabilities" | "replace", unknown>
+  let threadId: unknown
+  let providerInstanceId: unknown
+  let capabilities: unknown
+  let replace: unknown
   try {
-    const capabilities: unknown = request.capabilities
-    fields = {
-      threadId: request.threadId,
-      providerInstanceId: request.providerInstanceId,
-      capabilities: Array.isArray(capabilities) ? Array.from(capabilities as Array<unknown>) : capabilities,
-      replace: request.replace
-    }
+    const given: unknown = request.capabilities
+    threadId = request.threadId
+    providerInstanceId = request.providerInstanceId
+    capabilities = Array.isArray(given) ? Array.from(given as Array<unknown>) : given
+    replace = request.replace
   } catch {
     return new InvalidIssueRequest({ field: "request", detail: "could not be read" })
   }
-  for (const field of ["threadId", "providerInstanceId"] as const) {
-    const value = fields[field]
-    if (typeof value !== "string" || value.length === 0) {
-      return new InvalidIssueRequest({ field, detail: "must be a non-empty string" })
-    }
-    if (value.length > maxIdLength) {
-      return new InvalidIssueRequest({ field, detail: `must be at most ${maxIdLength} characters` })
-    }
-  }
-  const capabilities = fields.capabilities
+  const badId = checkId("threadId", threadId) ?? checkId("providerInstanceId", providerInstanceId)
+  if (badId !== undefined) return badId
   if (
     capabilities !== undefined &&
     (!Array.isArray(capabilities) || capabilities.some((c) => typeof c !== "string" || c.length > maxIdLength))
@@ -217,12 +213,19 @@ const validate = (request: IssueRequest): CheckedRequest | InvalidIssueRequest =
     return new InvalidIssueRequest({ field: "capabilities", detail: "must be an array of strings" })
   }
   return {
-    threadId: fields.threadId as string,
-    providerInstanceId: fields.providerInstanceId as string,
+    threadId: threadId as string,
+    providerInstanceId: providerInstanceId as string,
     capabilities: capabilities as ReadonlyArray<string> | undefined,
-    replace: fields.replace !== false
+    replace: replace !== false
   }
 }
+
+const checkId = (field: "threadId" | "providerInstanceId", value: unknown): InvalidIssueRequest | undefined =>
+  typeof value !== "string" || value.length === 0
+    ? new InvalidIssueRequest({ field, detail: "must be a non-empty string" })
+    : value.length > maxIdLength
+    ? new InvalidIssueRequest({ field, detail: `must be at most ${maxIdLength} characters` })
+    : undefined
 
 // One error value per reason: refusing a sprayed token must not allocate.
 const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
@@ -397,8 +400,8 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
         threadId: entry.threadId,
         providerInstanceId: entry.providerInstanceId,
         capabilities: entry.capabilities,
-        token: Redacted.make(token, { label: "McpSessionToken" }),
-        authorizationHeader: Redacted.make(`Bearer ${token}`, { label: "McpSessionAuthorization" }),
+        token: Redacted.make(token, tokenLabel),
+        authorizationHeader: Redacted.make(`Bearer ${token}`, headerLabel),
         issuedAt: entry.issuedAt,
         expiresAt: store.expiresAt(entry)
       })
