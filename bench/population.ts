@@ -27,11 +27,12 @@ export const optionsFor = (size: number, extra: RegistryConfig.Options = {}): Re
 export const populate = Effect.fnUntraced(function*(
   registry: McpSessionRegistry.McpSessionRegistry["Service"],
   size: number,
-  keepTokens = true
+  keepTokens = true,
+  thread: (i: number) => string = threadOf
 ) {
   const tokens: Array<string> = keepTokens ? new Array(size) : []
   for (let i = 0; i < size; i++) {
-    const credential = yield* registry.issue({ threadId: threadOf(i), providerInstanceId: providers[i & 3]! })
+    const credential = yield* registry.issue({ threadId: thread(i), providerInstanceId: providers[i & 3]! })
     if (keepTokens) tokens[i] = Redacted.value(credential.token)
   }
   return tokens

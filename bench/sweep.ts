@@ -14,7 +14,7 @@ import * as Effect from "effect/Effect"
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
 import * as McpSessionRegistry from "../src/McpSessionRegistry.ts"
 import { collectGarbage, timed } from "./harness.ts"
-import { optionsFor } from "./population.ts"
+import { optionsFor, populate } from "./population.ts"
 
 /** What measurement 4 found. */
 export interface SweepResult {
@@ -34,17 +34,13 @@ export interface SweepResult {
   readonly longestStallWithoutGcMillis: number
 }
 
-/** Fills a registry with `size` credentials, lets them all go idle (after `idleMillis`), and sweeps. */
-/**
- * Fills a registry with one credential per thread. `issue` reclaims the dead
- * credentials of the thread it issues to, so with shared threads a GC pause
- * longer than the idle timeout in the middle of the fill let `issue`, not the
- * sweep, reclaim a few of them (seen with the smoke run's 50 ms timeout).
- */
-const fill = Effect.fnUntraced(function*(registry: McpSessionRegistry.McpSessionRegistry["Service"], size: number) {
-  for (let i = 0; i < size; i++) yield* registry.issue({ threadId: `sweep-${i}`, providerInstanceId: "agent" })
-})
+// One credential per thread: `issue` reclaims the dead credentials of the
+// thread it issues to, so with shared threads a GC pause longer than the idle
+// timeout in the middle of the fill let `issue`, not the sweep, reclaim a few
+// of them (seen with the smoke run's 50 ms timeout).
+const ownThread = (i: number): string => `sweep-${i}`
 
+/** Fills a registry with `size` credentials, lets them all go idle (after `idleMillis`), and sweeps. */
 export const measure = (size: number, idleMillis = 1000): Effect.Effect<SweepResult, unknown> =>
   Effect.scoped(Effect.gen(function*() {
     const options = optionsFor(size, { idleTimeout: idleMillis, sweepInterval: "1 hour" })
@@ -52,9 +48,9 @@ export const measure = (size: number, idleMillis = 1000): Effect.Effect<SweepRes
     // optimized long before a mass expiry. A first sweep of a small registry
     // here keeps the JIT's first passes out of the stall measured below.
     const warmup = yield* McpSessionRegistry.make(options)
-    yield* fill(warmup, Math.min(size, 50_000))
+    yield* populate(warmup, Math.min(size, 50_000), false, ownThread)
     const registry = yield* McpSessionRegistry.make(options)
-    yield* fill(registry, size)
+    yield* populate(registry, size, false, ownThread)
     yield* Effect.sleep(idleMillis + 50)
     yield* warmup.sweep
     collectGarbage()

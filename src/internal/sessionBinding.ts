@@ -25,7 +25,6 @@
  * transport that offers none fails the server at startup (`ready`), not
  * silently at the first revocation.
  */
-import { randomUUID } from "node:crypto"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -43,6 +42,7 @@ import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { CurrentCredential } from "../McpBearerAuth.ts"
 import { McpSessionRegistry } from "../McpSessionRegistry.ts"
+import { randomBase64Url } from "./entropy.ts"
 
 const sessionHeader = "mcp-session-id"
 
@@ -471,7 +471,7 @@ export const make = Effect.fnUntraced(function*(
         new SessionTerminationError({ path, detail: "the MCP transport registered no DELETE route" })
       )
     }
-    return Effect.flatMap(endInTransport(`probe-${randomUUID()}`), (status) =>
+    return Effect.flatMap(endInTransport(`probe-${randomBase64Url(16)}`), (status) =>
       status === 404 ? Effect.void : Effect.fail(
         new SessionTerminationError({
           path,
