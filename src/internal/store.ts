@@ -216,14 +216,19 @@ export class Store {
     while (this.byDigest.has(minted.key)) minted = BearerToken.mintKeyed()
     const { key, token } = minted
     let suffix = randomBase64Url(12)
-    while (this.byId.has(credentialIdPrefix + suffix)) suffix = randomBase64Url(12)
+    // Built once: the string the probe hashes is the one the index keeps.
+    let credentialId = credentialIdPrefix + suffix
+    while (this.byId.has(credentialId)) {
+      suffix = randomBase64Url(12)
+      credentialId = credentialIdPrefix + suffix
+    }
     const capabilities = request.capabilities === undefined || request.capabilities.length === 0
       ? emptyCapabilities
       // `issue` validated a copy of the caller's array; freezing that copy is enough.
       : Object.freeze(request.capabilities)
     const entry = new Entry(
       key,
-      credentialIdPrefix + suffix,
+      credentialId,
       providerSessionIdPrefix + suffix,
       request.threadId,
       request.providerInstanceId,
