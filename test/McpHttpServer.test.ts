@@ -105,7 +105,13 @@ const rawMcp = (port: number) => {
     method: "tools/call",
     params: { name, arguments: args }
   })
-  return { send, open, call }
+  // The greet tool answers on a session still bound to `credential`, of thread-b in these tests.
+  const greets = Effect.fnUntraced(function*(credential: Credential.IssuedCredential, sessionId: string, name: string) {
+    const response = yield* send(credential, call("greet", { name }), sessionId)
+    assert.strictEqual(response.status, 200)
+    assert.include(response.body, `hello ${name}, from thread-b`)
+  })
+  return { send, open, call, greets }
 }
 
 /**
@@ -368,7 +374,7 @@ describe("McpHttpServer", () => {
   it.effect("a revoked credential's sessions end in the transport and leave the binding", () =>
     withBinding({}, ({ port, registry, binding, events, held, released }) =>
       Effect.gen(function*() {
-        const { send, open, call } = rawMcp(port)
+        const { send, open, call, greets } = rawMcp(port)
         const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
         const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
         const busy = yield* open(a)
@@ -421,9 +427,7 @@ describe("McpHttpServer", () => {
         assert.strictEqual(still.status, 200)
         assert.include(still.body, "\"threadId\":\"thread-b\"")
         const fresh = yield* open(b)
-        const greeting = yield* send(b, call("greet", { name: "ada" }), fresh)
-        assert.strictEqual(greeting.status, 200)
-        assert.include(greeting.body, "hello ada, from thread-b")
+        yield* greets(b, fresh, "ada")
         // C only knocked on sessions it does not own: nothing is kept for it.
         assert.deepStrictEqual(binding.size(), { sessions: 2, credentials: 1 })
       })
@@ -432,7 +436,7 @@ describe("McpHttpServer", () => {
   it.live("revokeThread ends the sessions of every credential of the thread", () =>
     withBinding({}, ({ port, registry, binding, events }) =>
       Effect.gen(function*() {
-        const { send, open, call } = rawMcp(port)
+        const { send, open, call, greets } = rawMcp(port)
         const codex = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
         const claude = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "claude-code" })
         const other = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
@@ -450,16 +454,14 @@ describe("McpHttpServer", () => {
           assert.strictEqual(yield* binding.endInTransport(sessionId), 404)
           sessionNotFound(yield* send(other, call("session_info"), sessionId))
         }
-        const still = yield* send(other, call("greet", { name: "bo" }), kept)
-        assert.strictEqual(still.status, 200)
-        assert.include(still.body, "hello bo, from thread-b")
+        yield* greets(other, kept, "bo")
       })
     ))
 
   it.effect("a credential gone idle has its sessions ended by the sweep", () =>
     withBinding({ idleTimeout: "10 minutes", sweepInterval: "1 day" }, ({ port, registry, binding, events }) =>
       Effect.gen(function*() {
-        const { send, open, call } = rawMcp(port)
+        const { send, open, call, greets } = rawMcp(port)
         const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
         const session = yield* open(a)
         assert.strictEqual((yield* send(a, call("session_info"), session)).status, 200)
@@ -475,9 +477,7 @@ describe("McpHttpServer", () => {
         const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
         sessionNotFound(yield* send(b, call("session_info"), session))
         const own = yield* open(b)
-        const greeting = yield* send(b, call("greet", { name: "cy" }), own)
-        assert.strictEqual(greeting.status, 200)
-        assert.include(greeting.body, "hello cy, from thread-b")
+        yield* greets(b, own, "cy")
       })
     ))
 
@@ -550,7 +550,7 @@ describe("McpHttpServer", () => {
       {},
       ({ port, registry, binding, events }) =>
         Effect.gen(function*() {
-          const { send, open, call } = rawMcp(port)
+          const { send, open, call, greets } = rawMcp(port)
           const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
           const kept = yield* open(b)
 
@@ -589,9 +589,7 @@ describe("McpHttpServer", () => {
           assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
 
           // The others' sessions are untouched.
-          const still = yield* send(b, call("greet", { name: "ed" }), kept)
-          assert.strictEqual(still.status, 200)
-          assert.include(still.body, "hello ed, from thread-b")
+          yield* greets(b, kept, "ed")
         }),
       Layer.empty,
       revokeOnResolve
@@ -703,7 +701,7 @@ describe("McpHttpServer", () => {
   it.live("a tool that revokes its own thread answers its caller, and its session ends after", () =>
     withBinding({}, ({ port, registry, binding, events, stopped }) =>
       Effect.gen(function*() {
-        const { send, open, call } = rawMcp(port)
+        const { send, open, call, greets } = rawMcp(port)
         const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
         const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
         const session = yield* open(a)
@@ -728,9 +726,7 @@ describe("McpHttpServer", () => {
         sessionNotFound(yield* send(b, call("session_info"), session))
 
         // The other thread's session is untouched.
-        const still = yield* send(b, call("greet", { name: "fa" }), kept)
-        assert.strictEqual(still.status, 200)
-        assert.include(still.body, "hello fa, from thread-b")
+        yield* greets(b, kept, "fa")
       })
     ))
 
@@ -766,7 +762,7 @@ describe("McpHttpServer", () => {
       { hookTimeout: "10 millis", maxCredentialsPerThread: count },
       ({ port, registry, binding, events }) =>
         Effect.gen(function*() {
-          const { send, open, call } = rawMcp(port)
+          const { send, open, call, greets } = rawMcp(port)
           const credentials = yield* Effect.forEach(
             Array.from({ length: count }, (_, i) => i),
             (i) => registry.issue({ threadId: "thread-a", providerInstanceId: `agent-${i}` })
@@ -797,9 +793,7 @@ describe("McpHttpServer", () => {
           for (const sessionId of sessions) assert.strictEqual(yield* binding.endInTransport(sessionId), 404)
           assert.deepStrictEqual(warnings.filter((line) => line.includes("Revocation hook")), [])
 
-          const still = yield* send(other, call("greet", { name: "gu" }), kept)
-          assert.strictEqual(still.status, 200)
-          assert.include(still.body, "hello gu, from thread-b")
+          yield* greets(other, kept, "gu")
         })
     ).pipe(
       Effect.provideService(SessionBinding.TransportDelete, gated),
