@@ -88,7 +88,7 @@ const demo = Effect.gen(function*() {
         ? Effect.gen(function*() {
           yield* step(4, "Session stopped by the host")
           yield* say(`   revokeProviderSession(${credential.providerSessionId})`)
-          yield* registry.revokeProviderSession(credential.providerSessionId)
+          yield* Effect.orDie(registry.revokeProviderSession(credential.providerSessionId))
         })
         : Effect.void)
     yield* say(`   agent exited with code ${code}`)

@@ -18,6 +18,11 @@
  * 6. the credential holds the route's `requiredCapability`, if any, else 403
  *    with `error="insufficient_scope"`.
  *
+ * A registry whose store cannot answer (`StoreUnavailable`: Redis down or
+ * frozen) gets 503 with `Retry-After: 1`, never 401: a 401 makes an MCP
+ * client such as Claude Code drop the server for the rest of its session,
+ * though the token may be perfectly live.
+ *
  * Every refusal is a prebuilt response with a JSON-RPC error body (so MCP
  * clients can show it) and `Cache-Control: no-store`; none is a 500, and
  * none echoes the presented token. The handler reads the caller from
@@ -41,6 +46,7 @@ import * as UrlParams from "effect/http/UrlParams"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type { CredentialScope, InvalidCredential, InvalidReason } from "./Credential.ts"
 import { descriptions as invalidDescriptions, InvalidReason as InvalidReasonSchema } from "./Credential.ts"
+import type { StoreUnavailable } from "./McpSessionRegistry.ts"
 import { McpSessionRegistry } from "./McpSessionRegistry.ts"
 
 /**
@@ -115,7 +121,9 @@ export class GuardConfigError extends Schema.TaggedError<GuardConfigError>()("Gu
  * - an `InvalidReason` from the registry: the token was refused (401, `invalid_token`);
  * - `unverifiable`: the registry lookup itself died (for instance while the
  *   registry shuts down); logged, and refused like a bad token (401);
- * - `insufficient-capability`: the credential lacks `requiredCapability` (403).
+ * - `insufficient-capability`: the credential lacks `requiredCapability` (403);
+ * - `store-unavailable`: the registry's store could not answer
+ *   (`StoreUnavailable`): 503 with `Retry-After: 1`, no challenge.
  *
  * @since 0.1.0
  */
@@ -129,6 +137,7 @@ export type RejectionKind =
   | InvalidReason
   | "unverifiable"
   | "insufficient-capability"
+  | "store-unavailable"
 
 /**
  * A refusal, built once per guard.
@@ -137,7 +146,7 @@ export type RejectionKind =
  */
 export interface Rejection {
   readonly kind: RejectionKind
-  readonly status: 400 | 401 | 403
+  readonly status: 400 | 401 | 403 | 503
   /** The `WWW-Authenticate` header value, for 400, 401 and `insufficient_scope`. */
   readonly wwwAuthenticate: string | undefined
   /** The JSON-RPC error object sent as the body. */
@@ -164,15 +173,16 @@ export interface JsonRpcErrorBody {
 
 /**
  * The JSON-RPC error codes of refusals, from the implementation-defined server
- * range: `unauthorized` for 401, `forbidden` for 403; a 400 uses JSON-RPC's
- * own "Invalid Request".
+ * range: `unauthorized` for 401, `forbidden` for 403, `unavailable` for 503;
+ * a 400 uses JSON-RPC's own "Invalid Request".
  *
  * @since 0.1.0
  */
 export const jsonRpcErrorCodes = {
   badRequest: -32600,
   unauthorized: -32001,
-  forbidden: -32003
+  forbidden: -32003,
+  unavailable: -32004
 } as const
 
 /**
@@ -225,7 +235,8 @@ const descriptions: Record<Exclude<RejectionKind, InvalidReason>, string> = {
   "no-credentials": "no bearer token was presented",
   "scheme": "the Authorization scheme must be Bearer",
   "unverifiable": "the bearer token could not be verified",
-  "insufficient-capability": "the credential lacks a capability this endpoint requires"
+  "insufficient-capability": "the credential lacks a capability this endpoint requires",
+  "store-unavailable": "the credential store is unavailable; retry shortly"
 }
 
 // Header values are built once, so an unusable option must fail here rather
@@ -318,7 +329,9 @@ export const loopbackOrigins = (port: number): ReadonlyArray<string> =>
 const makeRejection = (resolved: Resolved, kind: RejectionKind): Rejection => {
   const isInvalid = InvalidReasonSchema.literals.includes(kind as InvalidReason)
   const description = isInvalid ? invalidDescriptions[kind as InvalidReason] : descriptions[kind as keyof typeof descriptions]
-  const status: Rejection["status"] = kind === "host" || kind === "origin" || kind === "insufficient-capability"
+  const status: Rejection["status"] = kind === "store-unavailable"
+    ? 503
+    : kind === "host" || kind === "origin" || kind === "insufficient-capability"
     ? 403
     : kind === "duplicate-authorization" || kind === "query-token"
     ? 400
@@ -331,7 +344,7 @@ const makeRejection = (resolved: Resolved, kind: RejectionKind): Rejection => {
     ? "invalid_token"
     : undefined
   let wwwAuthenticate: string | undefined
-  if (status !== 403 || error !== undefined) {
+  if ((status !== 403 && status !== 503) || error !== undefined) {
     const params = [`realm=${quote(resolved.realm)}`]
     if (resolved.resourceMetadataUrl !== undefined && status !== 400) {
       params.push(`resource_metadata=${quote(resolved.resourceMetadataUrl)}`)
@@ -344,7 +357,13 @@ const makeRejection = (resolved: Resolved, kind: RejectionKind): Rejection => {
     }
     wwwAuthenticate = `Bearer ${params.join(", ")}`
   }
-  const title = status === 400 ? "Bad request" : status === 401 ? "Unauthorized" : "Forbidden"
+  const title = status === 400
+    ? "Bad request"
+    : status === 401
+    ? "Unauthorized"
+    : status === 503
+    ? "Service unavailable"
+    : "Forbidden"
   const body: JsonRpcErrorBody = {
     jsonrpc: "2.0",
     id: null,
@@ -353,6 +372,8 @@ const makeRejection = (resolved: Resolved, kind: RejectionKind): Rejection => {
         ? jsonRpcErrorCodes.badRequest
         : status === 401
         ? jsonRpcErrorCodes.unauthorized
+        : status === 503
+        ? jsonRpcErrorCodes.unavailable
         : jsonRpcErrorCodes.forbidden,
       message: `${title}: ${description}`,
       data: error === undefined ? { reason: kind } : { reason: kind, error }
@@ -360,6 +381,7 @@ const makeRejection = (resolved: Resolved, kind: RejectionKind): Rejection => {
   }
   const headers: Record<string, string> = { "cache-control": "no-store" }
   if (wwwAuthenticate !== undefined) headers["www-authenticate"] = wwwAuthenticate
+  if (status === 503) headers["retry-after"] = "1"
   const response = HttpServerResponse.text(JSON.stringify(body), {
     status,
     headers,
@@ -377,7 +399,8 @@ const rejectionKinds: ReadonlyArray<RejectionKind> = [
   "scheme",
   ...InvalidReasonSchema.literals,
   "unverifiable",
-  "insufficient-capability"
+  "insufficient-capability",
+  "store-unavailable"
 ]
 
 // The three headers the guard reads. `authorizations` counts them: Node keeps
@@ -510,9 +533,13 @@ export const makeGuard = Effect.fnUntraced(function*(
     onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
   ) => {
     const outcomes = {
-      onFailure: (cause: Cause.Cause<InvalidCredential>): Effect.Effect<A, E, R> => {
+      onFailure: (cause: Cause.Cause<InvalidCredential | StoreUnavailable>): Effect.Effect<A, E, R> => {
         for (const reason of cause.reasons) {
-          if (reason._tag === "Fail") return onReject(rejections[reason.error.reason])
+          if (reason._tag === "Fail") {
+            return reason.error._tag === "StoreUnavailable"
+              ? onReject(rejections["store-unavailable"])
+              : onReject(rejections[reason.error.reason])
+          }
         }
         if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
         // A defect, not a bad token: worth a log line, still never a 500.

@@ -9,6 +9,17 @@
  * middleware answers 401 with `WWW-Authenticate: Bearer error="invalid_token",
  * error_description="..."` (the reason, never the token) and never a 500.
  *
+ * A store that cannot answer (`StoreUnavailable`: Redis down or frozen) must
+ * not read as a bad token: a 401 makes an MCP client drop the server for the
+ * rest of its session. `requireBearerAuth` cannot answer 503 (it sends 401
+ * for `InvalidTokenError`, 403 for `InsufficientScopeError`, 500 for
+ * `ServerError` and anything that is not an `OAuthError`, 400 for every other
+ * `OAuthError`), so the verifier throws the SDK's
+ * `TemporarilyUnavailableError`: a 400 with the OAuth error code
+ * `temporarily_unavailable`, the RFC 6749 code for exactly this, and no
+ * challenge. A host that needs a real 503 puts the registry's own guard in
+ * front instead.
+ *
  * The SDK's code is Promise based while the registry is an Effect service, so
  * the verifier needs something to run the registry's effects with. Two ways:
  *
@@ -23,7 +34,7 @@
  *
  * @since 0.1.0
  */
-import { InvalidTokenError } from "@modelcontextprotocol/sdk/server/auth/errors.js"
+import { InvalidTokenError, TemporarilyUnavailableError } from "@modelcontextprotocol/sdk/server/auth/errors.js"
 import type { OAuthTokenVerifier } from "@modelcontextprotocol/sdk/server/auth/provider.js"
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js"
 import * as Cause from "effect/Cause"
@@ -69,6 +80,14 @@ export interface AuthInfoExtra {
  * @since 0.1.0
  */
 export const unverifiableDescription = "the bearer token could not be verified"
+
+/**
+ * The `error_description` sent with `temporarily_unavailable` when the
+ * registry's store cannot answer.
+ *
+ * @since 0.1.0
+ */
+export const storeUnavailableDescription = "the credential store is unavailable; retry shortly"
 
 /**
  * Maps a resolved credential to the SDK's `AuthInfo`.
@@ -124,7 +143,7 @@ export const caller = (authInfo: AuthInfo | undefined): AuthInfoExtra | undefine
     : undefined
 }
 
-type Outcome = AuthInfo | InvalidTokenError
+type Outcome = AuthInfo | InvalidTokenError | TemporarilyUnavailableError
 
 // Never fails: a refusal is a value, and a defect is logged and turned into a
 // refusal, so nothing that reaches the SDK can become a 500.
@@ -132,6 +151,11 @@ const authenticate = (token: string, options: VerifierOptions | undefined): Effe
   McpSessionRegistry.use((registry) => registry.resolve(token)).pipe(
     Effect.map((scope): Outcome => toAuthInfo(scope, token, options)),
     Effect.catchTag("InvalidCredential", (error) => Effect.succeed<Outcome>(new InvalidTokenError(error.description))),
+    Effect.catchTag("StoreUnavailable", (error) =>
+      Effect.as(
+        Effect.logWarning("Bearer token verification: the credential store is unavailable", error.message),
+        new TemporarilyUnavailableError(storeUnavailableDescription)
+      )),
     Effect.catchCause((cause) =>
       Effect.as(
         Effect.logError("Bearer token verification failed", Cause.pretty(cause)),
@@ -152,7 +176,7 @@ const make = (
       throw new InvalidTokenError(unverifiableDescription)
     }
     if (Exit.isFailure(exit)) throw new InvalidTokenError(unverifiableDescription)
-    if (exit.value instanceof InvalidTokenError) throw exit.value
+    if (exit.value instanceof InvalidTokenError || exit.value instanceof TemporarilyUnavailableError) throw exit.value
     return exit.value
   }
 })

@@ -78,6 +78,29 @@ export class RegistryFull extends Schema.TaggedError<RegistryFull>()("RegistryFu
 }
 
 /**
+ * The credential store could not answer: Redis was unreachable, did not
+ * answer within `storeTimeout`, or answered with an error. Nothing about the
+ * credential is known, so a guard answers 503 with `Retry-After` (never 401:
+ * the token may well be live). The in-memory store never fails this way.
+ *
+ * @since 0.1.0
+ */
+export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>()("StoreUnavailable", {
+  /** `timeout`: no answer within `storeTimeout`; `unreachable`: no connection; `error`: the store refused the command. */
+  reason: Schema.Literals(["timeout", "unreachable", "error"]),
+  /** The registry operation that failed, such as `resolve` or `issue`. */
+  operation: Schema.String
+}) {
+  override get message(): string {
+    return this.reason === "timeout"
+      ? `The credential store did not answer ${this.operation} in time`
+      : this.reason === "unreachable"
+      ? `The credential store is unreachable (${this.operation})`
+      : `The credential store failed ${this.operation}`
+  }
+}
+
+/**
  * `issue` was called with a request it cannot honour: a missing or oversized
  * thread or provider instance id, or capabilities that are not strings.
  *
@@ -102,36 +125,38 @@ export class McpSessionRegistry extends Context.Service<McpSessionRegistry, {
    * Mints a credential for a thread and provider instance. Once the layer has
    * begun to close, it mints nothing and interrupts the caller.
    */
-  readonly issue: (request: IssueRequest) => Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest>
+  readonly issue: (
+    request: IssueRequest
+  ) => Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest | StoreUnavailable>
   /** `issue`, revoked with reason `session-stopped` when the scope closes. */
   readonly issueScoped: (
     request: IssueRequest
-  ) => Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest, Scope.Scope>
+  ) => Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest | StoreUnavailable, Scope.Scope>
   /** Authenticates a presented token; a success is a use that slides its expiry. */
-  readonly resolve: (token: string) => Effect.Effect<CredentialScope, InvalidCredential>
+  readonly resolve: (token: string) => Effect.Effect<CredentialScope, InvalidCredential | StoreUnavailable>
   /** A sign of life from a provider turn: uses every live credential of the thread. Returns how many. */
-  readonly touch: (threadId: string) => Effect.Effect<number>
+  readonly touch: (threadId: string) => Effect.Effect<number, StoreUnavailable>
   /** Revokes one credential (reason `revoked`); `true` if it was live. */
-  readonly revoke: (credentialId: string) => Effect.Effect<boolean>
+  readonly revoke: (credentialId: string) => Effect.Effect<boolean, StoreUnavailable>
   /** Revokes the credential of a provider session (reason `session-stopped`); returns how many were live. */
-  readonly revokeProviderSession: (providerSessionId: string) => Effect.Effect<number>
+  readonly revokeProviderSession: (providerSessionId: string) => Effect.Effect<number, StoreUnavailable>
   /** Revokes every credential of a thread (reason `session-stopped`); returns how many were live. */
-  readonly revokeThread: (threadId: string) => Effect.Effect<number>
+  readonly revokeThread: (threadId: string) => Effect.Effect<number, StoreUnavailable>
   /** Revokes every credential (reason `revoked`); returns how many were live. */
-  readonly revokeAll: Effect.Effect<number>
+  readonly revokeAll: Effect.Effect<number, StoreUnavailable>
   /** The live credentials, without tokens. */
-  readonly list: Effect.Effect<ReadonlyArray<CredentialInfo>>
+  readonly list: Effect.Effect<ReadonlyArray<CredentialInfo>, StoreUnavailable>
   /**
    * The live credential with this id, without its token, or `Option.none()`
    * for an unknown, revoked or dead one (one past a deadline reads as none
    * before the sweeper reclaims it, as in `list`). Not a use: the expiry does
    * not slide, so a host can check a credential without keeping it alive.
    */
-  readonly get: (credentialId: string) => Effect.Effect<Option.Option<CredentialInfo>>
+  readonly get: (credentialId: string) => Effect.Effect<Option.Option<CredentialInfo>, StoreUnavailable>
   /** Runs `hook` for every credential that leaves the registry while the scope is open. */
   readonly onRevoke: (hook: RevocationHook) => Effect.Effect<void, never, Scope.Scope>
   /** Reclaims dead credentials now, as the background sweeper does; returns how many. */
-  readonly sweep: Effect.Effect<number>
+  readonly sweep: Effect.Effect<number, StoreUnavailable>
 }>()("mcp-session-registry/McpSessionRegistry") {}
 
 /**

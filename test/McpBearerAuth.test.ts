@@ -385,6 +385,36 @@ describe("McpBearerAuth", () => {
     )
   })
 
+  it.effect("a store that cannot answer gets 503 with Retry-After and a JSON-RPC body, never 401", () => {
+    const Down = Layer.effect(
+      McpSessionRegistry.McpSessionRegistry,
+      Effect.map(McpSessionRegistry.make(), (registry) => ({
+        ...registry,
+        resolve: () => Effect.fail(new McpSessionRegistry.StoreUnavailable({ reason: "unreachable", operation: "resolve" }))
+      }))
+    )
+    return Effect.gen(function*() {
+      const server = yield* HttpServer.HttpServer
+      const port = server.address._tag === "UnixPathAddress" ? 0 : server.address.port
+      const token = BearerToken.mint()
+      const response = yield* rawRequest({
+        port,
+        path: "/whoami",
+        headers: { host: `127.0.0.1:${port}`, authorization: `Bearer ${token}` }
+      })
+      assert.strictEqual(response.status, 503)
+      assert.strictEqual(response.headers["retry-after"], "1")
+      assert.isUndefined(response.headers["www-authenticate"])
+      assert.strictEqual(response.headers["cache-control"], "no-store")
+      const body = JSON.parse(response.body)
+      assert.strictEqual(body.jsonrpc, "2.0")
+      assert.isNull(body.id)
+      assert.strictEqual(body.error.code, McpBearerAuth.jsonRpcErrorCodes.unavailable)
+      assert.strictEqual(body.error.data.reason, "store-unavailable")
+      assert.notInclude(response.body, token)
+    }).pipe(Effect.provide(McpHttpServer.layerGuarded(Routes).pipe(Layer.provide(Down))))
+  })
+
   it.effect("fails the layer on options that cannot work", () =>
     Effect.gen(function*() {
       for (

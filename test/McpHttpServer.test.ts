@@ -229,7 +229,7 @@ const withBinding = <A, E>(
             const live = Option.isSome(yield* registry.get(caller.credentialId))
             stopped.push({ revoked, live })
             return "stopped"
-          }),
+          }).pipe(Effect.orDie),
         stream_slowly: () =>
           server.notifications["notifications/progress"]({ progressToken: "slow", progress: 1, total: 2 }).pipe(
             Effect.andThen(Deferred.succeed(streaming, undefined)),
@@ -491,7 +491,7 @@ describe("McpHttpServer", () => {
           const credentialId = armed.credentialId
           if (credentialId === undefined) return Effect.void
           delete armed.credentialId
-          return registry.revoke(credentialId)
+          return Effect.orDie(registry.revoke(credentialId))
         })),
       { global: true }
     )
@@ -537,7 +537,7 @@ describe("McpHttpServer", () => {
       resolve: (token) =>
         Effect.tap(
           registry.resolve(token),
-          (scope) => armed.delete(scope.credentialId) ? registry.revoke(scope.credentialId) : Effect.void
+          (scope) => armed.delete(scope.credentialId) ? Effect.orDie(registry.revoke(scope.credentialId)) : Effect.void
         )
     })
     const initialize = {

@@ -200,4 +200,17 @@ describe("McpSdk", () => {
       assert.include(JSON.stringify(logged), "Bearer token verification failed")
       assert.include(JSON.stringify(logged), "boom")
     }).pipe(Effect.scoped))
+
+  it.effect("a store that cannot answer is temporarily_unavailable (400), never 401 or 500", () =>
+    Effect.gen(function*() {
+      const down = Context.make(registry, {
+        resolve: () => Effect.fail(new McpSessionRegistry.StoreUnavailable({ reason: "timeout", operation: "resolve" }))
+      } as any)
+      const url = yield* serve(McpSdk.fromContext(down))
+      const reply = yield* call(url, "mcpsr_" + "A".repeat(49))
+      assert.strictEqual(reply.status, 400)
+      assert.isNull(reply.wwwAuthenticate)
+      assert.strictEqual(reply.body.error, "temporarily_unavailable")
+      assert.strictEqual(reply.body.error_description, McpSdk.storeUnavailableDescription)
+    }).pipe(Effect.scoped))
 })

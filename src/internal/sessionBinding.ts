@@ -443,10 +443,19 @@ export const make = Effect.fnUntraced(function*(
       return Effect.onExit(httpEffect, () =>
         Effect.sync(() =>
           HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) =>
-            opener.gone ? settle(response) : Effect.flatMap(registry.get(credentialId), (live) =>
-              Option.isSome(live)
-                ? settle(response)
-                : Effect.andThen(Effect.sync(() => retire(opener)), () => settle(response))))
+            opener.gone ? settle(response) : Effect.flatMap(
+              // A store that cannot answer keeps the session bound: the guard
+              // has just accepted this credential, and a revocation made
+              // elsewhere still ends it through the hook.
+              registry.get(credentialId).pipe(
+                Effect.map(Option.isSome),
+                Effect.catchTag("StoreUnavailable", () => Effect.succeed(true))
+              ),
+              (live) =>
+                live
+                  ? settle(response)
+                  : Effect.andThen(Effect.sync(() => retire(opener)), () => settle(response))
+            ))
         ))
     })
   )

@@ -77,7 +77,7 @@ const runOnce = (seed: number) =>
       for (const k of candidates) if (k.issuedSeq < since && k.deadFrom > now) k.deadFrom = now
     }
 
-    const operations: ReadonlyArray<readonly [number, () => Effect.Effect<void>]> = [
+    const operations: ReadonlyArray<readonly [number, () => Effect.Effect<void, McpSessionRegistry.StoreUnavailable>]> = [
       [
         40,
         () =>
