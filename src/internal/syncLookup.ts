@@ -1,0 +1,43 @@
+/**
+ * The registry's lookup without a fiber, for the stores that can answer one
+ * synchronously (the memory store).
+ *
+ * Running an Effect costs a fiber per call, which is most of the price of a
+ * lookup that is itself a hash and a `Map` read. Code outside Effect (the
+ * Promise registry, the `node:http` and Web-standard guards) asks the built
+ * service for this path and calls it directly; a store with no such path (a
+ * lookup over the network) has none, and they fall back to `resolve`.
+ */
+import type { CredentialScope, InvalidCredential } from "../Credential.ts"
+
+/**
+ * The memory store's lookup and call tracking as plain functions.
+ */
+export interface SyncLookup {
+  /**
+   * `resolve` as a plain call: the credential's scope, or the
+   * `InvalidCredential` that `resolve` would fail with, as a value. A success
+   * is a use, and a credential reclaimed by the lookup has its hooks started
+   * once, exactly as through `resolve`.
+   */
+  readonly lookup: (token: string) => CredentialScope | InvalidCredential
+  /** `beginCall` as a plain call: the returned function ends the call. */
+  readonly beginCall: (credentialId: string) => () => void
+}
+
+// Keyed by the service object, so the public service shape stays the same for
+// every store and a service from anywhere else simply has no entry.
+const lookups = new WeakMap<object, SyncLookup>()
+
+/**
+ * Records the synchronous path of a service that `make` just built.
+ */
+export const attach = (service: object, lookup: SyncLookup): void => {
+  lookups.set(service, lookup)
+}
+
+/**
+ * The synchronous path of a built registry service, or `undefined` when its
+ * store has none (Redis) or the service was not built by this library.
+ */
+export const syncLookup = (service: object): SyncLookup | undefined => lookups.get(service)

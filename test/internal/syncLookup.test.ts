@@ -1,0 +1,50 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Redacted } from "effect"
+import { TestClock } from "effect/testing"
+import { Credential, McpSessionRegistry, type Revocation } from "../../src/index.ts"
+import { syncLookup } from "../../src/internal/syncLookup.ts"
+
+const minutes = (n: number) => n * 60_000
+
+describe("syncLookup", () => {
+  it.effect("looks a token up without a fiber, as resolve does", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const service = yield* McpSessionRegistry.make({ idleTimeout: "10 minutes" })
+      const sync = syncLookup(service)
+      assert.isDefined(sync)
+      const credential = yield* service.issue({ threadId: "t", providerInstanceId: "codex" })
+      yield* TestClock.adjust(minutes(5))
+      const found = sync!.lookup(Redacted.value(credential.token))
+      assert.notInstanceOf(found, Credential.InvalidCredential)
+      assert.strictEqual((found as Credential.CredentialScope).credentialId, credential.credentialId)
+      // A use, as through `resolve`: the idle clock restarted at 5 minutes.
+      assert.strictEqual((found as Credential.CredentialScope).lastUsedAt, minutes(5))
+      const refused = sync!.lookup("not a token")
+      assert.instanceOf(refused, Credential.InvalidCredential)
+      assert.strictEqual((refused as Credential.InvalidCredential).reason, "malformed")
+    })))
+
+  it.effect("starts the hooks of a credential it reclaims exactly once", () =>
+    Effect.gen(function*() {
+      const events: Array<Revocation.RevocationEvent> = []
+      const hook: Revocation.RevocationHook = (event) => Effect.sync(() => void events.push(event))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const service = yield* McpSessionRegistry.make({ idleTimeout: "1 minute", sweepInterval: "1 hour", hooks: [hook] })
+        const sync = syncLookup(service)!
+        const credential = yield* service.issue({ threadId: "t", providerInstanceId: "codex" })
+        yield* TestClock.adjust(minutes(2))
+        const token = Redacted.value(credential.token)
+        assert.strictEqual((sync.lookup(token) as Credential.InvalidCredential).reason, "idle")
+        assert.strictEqual((sync.lookup(token) as Credential.InvalidCredential).reason, "idle")
+        // The hooks run in the registry's fibers: let them.
+        yield* Effect.yieldNow
+        assert.deepStrictEqual(events.map((event) => event.reason), ["idle"])
+      }))
+      // The shutdown found nothing left to revoke.
+      assert.deepStrictEqual(events.map((event) => event.reason), ["idle"])
+    }))
+
+  it("has no path for a service it did not build", () => {
+    assert.isUndefined(syncLookup({}))
+  })
+})
