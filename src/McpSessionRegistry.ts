@@ -21,20 +21,21 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { CredentialInfo, CredentialScope, IssuedCredential } from "./Credential.ts"
 import { InvalidCredential, InvalidReason } from "./Credential.ts"
+import * as Hooks from "./internal/hooks.ts"
+import * as IssueRequests from "./internal/issueRequest.ts"
+import * as Metrics from "./internal/metrics.ts"
 import { Store } from "./internal/store.ts"
 import * as SyncLookup from "./internal/syncLookup.ts"
 import * as RegistryConfig from "./RegistryConfig.ts"
@@ -179,81 +180,10 @@ export const sweepChunkSize = 4096
  */
 export const sweepChunkMillis = 4
 
-const maxIdLength = 512
-
 const tokenLabel = { label: "McpSessionToken" } as const
 const headerLabel = { label: "McpSessionAuthorization" } as const
 
-// How many events one hook handles at once. A hook that outlives its timeout
-// once is skipped for the rest of that batch (one warning says how many), so
-// a call that removes any number of credentials, shutdown included, waits
-// about two hook timeouts at worst, and a hanging hook cannot flood the log.
-// Starting all at once was measured slower and far heavier: 100,000 credentials
-// with a 10 ms hook took 20 s and a 1 GB heap peak, against 5 s and 180 MB.
-const hookConcurrency = 256
-
 const noop = (): void => {}
-
-// A hook written as an async function, outside the types (a JavaScript host),
-// returns a promise: it is awaited, so its rejection is logged like any hook
-// failure instead of going unhandled, which would end a Node process.
-const asEffect = (result: unknown): Effect.Effect<unknown, unknown> =>
-  Effect.isEffect(result)
-    ? result as Effect.Effect<unknown, unknown>
-    : result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function"
-    ? Effect.tryPromise(() => Promise.resolve(result as PromiseLike<unknown>))
-    : Effect.die(new TypeError("A revocation hook returned neither an Effect nor a promise"))
-
-/** A request as read once, so no later read of the caller's object can change what was checked. */
-interface CheckedRequest {
-  readonly threadId: string
-  readonly providerInstanceId: string
-  readonly capabilities: ReadonlyArray<string> | undefined
-  readonly replace: boolean
-}
-
-const validate = (request: IssueRequest): CheckedRequest | InvalidIssueRequest => {
-  if (request === null || typeof request !== "object") {
-    return new InvalidIssueRequest({ field: "request", detail: "must be an object" })
-  }
-  // Every field is read exactly once: a getter that throws is bad input like
-  // any other, and one that answers differently on a second read cannot slip
-  // an unchecked value past this point.
-  let threadId: unknown
-  let providerInstanceId: unknown
-  let capabilities: unknown
-  let replace: unknown
-  try {
-    const given: unknown = request.capabilities
-    threadId = request.threadId
-    providerInstanceId = request.providerInstanceId
-    capabilities = Array.isArray(given) ? Array.from(given as Array<unknown>) : given
-    replace = request.replace
-  } catch {
-    return new InvalidIssueRequest({ field: "request", detail: "could not be read" })
-  }
-  const badId = checkId("threadId", threadId) ?? checkId("providerInstanceId", providerInstanceId)
-  if (badId !== undefined) return badId
-  if (
-    capabilities !== undefined &&
-    (!Array.isArray(capabilities) || capabilities.some((c) => typeof c !== "string" || c.length > maxIdLength))
-  ) {
-    return new InvalidIssueRequest({ field: "capabilities", detail: "must be an array of strings" })
-  }
-  return {
-    threadId: threadId as string,
-    providerInstanceId: providerInstanceId as string,
-    capabilities: capabilities as ReadonlyArray<string> | undefined,
-    replace: replace !== false
-  }
-}
-
-const checkId = (field: "threadId" | "providerInstanceId", value: unknown): InvalidIssueRequest | undefined =>
-  typeof value !== "string" || value.length === 0
-    ? new InvalidIssueRequest({ field, detail: "must be a non-empty string" })
-    : value.length > maxIdLength
-    ? new InvalidIssueRequest({ field, detail: `must be at most ${maxIdLength} characters` })
-    : undefined
 
 // One error value per reason: refusing a sprayed token must not allocate.
 const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
@@ -271,44 +201,12 @@ const liveCount = (store: Store, now: number): number => {
   return live
 }
 
-const registerMetrics = (
-  store: Store,
-  clock: Clock.Clock,
-  context: Context.Context<never>
-): Array<Metric.Registration> => {
-  const counter = (name: string, description: string, attributes: Record<string, string>, read: () => number) =>
-    Metric.registerUnsafe(Metric.counter(name, { description, attributes, incremental: true }), context, {
-      get: () => ({ count: read(), incremental: true }),
-      update: () => {},
-      modify: () => {}
-    })
-  return [
-    Metric.registerUnsafe(
-      Metric.gauge("mcp_session_registry_credentials_live", {
-        description: "Live credentials: the ones `list` would return"
-      }),
-      context,
-      { get: () => ({ value: liveCount(store, clock.currentTimeMillisUnsafe()) }), update: () => {}, modify: () => {} }
-    ),
-    counter("mcp_session_registry_credentials_issued_total", "Credentials issued", {}, () => store.issuedTotal.value),
-    ...(Object.keys(store.resolvedTotal) as Array<keyof Store["resolvedTotal"]>).map((outcome) =>
-      counter(
-        "mcp_session_registry_resolutions_total",
-        "Token lookups, by outcome",
-        { outcome },
-        () => store.resolvedTotal[outcome]
-      )
-    ),
-    ...(Object.keys(store.revokedTotal) as Array<RevocationReason>).map((reason) =>
-      counter(
-        "mcp_session_registry_revocations_total",
-        "Credentials that left the registry, by reason",
-        { reason },
-        () => store.revokedTotal[reason]
-      )
-    )
-  ]
-}
+const tallies = (store: Store, clock: Clock.Clock): Metrics.Tallies => ({
+  live: () => liveCount(store, clock.currentTimeMillisUnsafe()),
+  issuedTotal: store.issuedTotal,
+  resolvedTotal: store.resolvedTotal,
+  revokedTotal: store.revokedTotal
+})
 
 /**
  * Builds the service in the current scope. Closing the scope revokes every
@@ -327,64 +225,10 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   // Forks synchronously, so a credential's removal and the start of its hooks
   // are one step that no interruption can fall between.
   const fork = yield* FiberSet.runtime(background)<never>()
-  const scopedHooks = new Set<RevocationHook>()
-  let hooks: ReadonlyArray<RevocationHook> = config.hooks
   let closed = false
 
-  /** `onAbandon` answers whether this is the batch's first timeout, the only one logged. */
-  const runHook = (hook: RevocationHook, event: RevocationEvent, onAbandon: () => boolean): Effect.Effect<void> =>
-    Effect.suspend(() => asEffect(hook(event))).pipe(
-      Effect.timeoutOption(config.hookTimeoutMillis),
-      Effect.flatMap((done) =>
-        Option.isSome(done) || !onAbandon()
-          ? Effect.void
-          : Effect.logWarning(`Revocation hook abandoned after ${config.hookTimeoutMillis} ms`)
-      ),
-      Effect.catchCause((cause) => Effect.logWarning("Revocation hook failed", Cause.pretty(cause))),
-      Effect.annotateLogs({ credentialId: event.credential.credentialId, reason: event.reason })
-    )
-
-  // Hooks run in the registry's own fibers, started in the same synchronous
-  // step that removed their credentials; callers only wait for them. So a
-  // caller interrupted while it waits (a request whose client went away, the
-  // sweeper stopped at shutdown) cannot cut a hook short or skip it, and
-  // shutdown waits for every one. The hooks are read at that step too, so a
-  // hook sees exactly the events that happened while it was registered.
-  const startHooks = (events: ReadonlyArray<RevocationEvent>): Fiber.Fiber<void> | undefined => {
-    const current = hooks
-    if (events.length === 0 || current.length === 0) return undefined
-    // Each hook works through the events on its own, so a slow or hanging
-    // hook delays only itself, never another hook's view of later events.
-    return fork(Effect.forEach(
-      current,
-      (hook) => runHookOver(hook, events),
-      { concurrency: "unbounded", discard: true }
-    ))
-  }
-
-  const runHookOver = (hook: RevocationHook, events: ReadonlyArray<RevocationEvent>): Effect.Effect<void> => {
-    let stuck = false
-    let skipped = 0
-    const abandon = () => {
-      if (stuck) {
-        skipped++
-        return false
-      }
-      stuck = true
-      return true
-    }
-    return Effect.forEach(events, (event) => {
-      if (!stuck) return runHook(hook, event, abandon)
-      skipped++
-      return Effect.void
-    }, { concurrency: hookConcurrency, discard: true }).pipe(
-      Effect.andThen(Effect.suspend(() =>
-        skipped === 0
-          ? Effect.void
-          : Effect.logWarning(`Revocation hook abandoned or skipped for ${skipped} more credentials after it timed out`)
-      ))
-    )
-  }
+  const hookRunner = Hooks.makeHookRunner({ hooks: config.hooks, hookTimeoutMillis: config.hookTimeoutMillis, fork })
+  const startHooks = hookRunner.start
 
   /** Runs a synchronous store operation, then waits for the hooks of what it removed. */
   const withEvents = <A>(f: (now: number, events: Array<RevocationEvent>) => A): Effect.Effect<A> =>
@@ -405,8 +249,8 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
       IssuedCredential,
       RegistryFull | InvalidIssueRequest
     > => {
-      const checked = validate(request)
-      if ("_tag" in checked) return Effect.fail(checked)
+      const checked = IssueRequests.validate(request)
+      if (IssueRequests.isProblem(checked)) return Effect.fail(new InvalidIssueRequest(checked))
       // Checked in the same step as the store operation: once shutdown began,
       // nothing is minted that could outlive it. The replaced credential's
       // hooks run in the registry's fibers without being waited for, and the
@@ -553,18 +397,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
           ? Option.none()
           : Option.some(store.info(entry))
       }),
-    onRevoke: (hook) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          scopedHooks.add(hook)
-          hooks = [...config.hooks, ...scopedHooks]
-        }),
-        () =>
-          Effect.sync(() => {
-            scopedHooks.delete(hook)
-            hooks = [...config.hooks, ...scopedHooks]
-          })
-      ),
+    onRevoke: hookRunner.register,
     sweep
   })
 
@@ -574,7 +407,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     beginCall: () => noop
   })
 
-  const registrations = registerMetrics(store, clock, yield* Effect.context<never>())
+  const registrations = Metrics.register(tallies(store, clock), yield* Effect.context<never>())
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       closed = true
