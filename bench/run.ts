@@ -2,17 +2,7 @@
  * `npm run bench`: every measurement of issue 5 in one process and one run,
  * printed as Markdown tables and written to `bench/results.json`.
  *
- * Flags (all optional):
- *
- * - `--smoke`: tiny sizes and short rounds, to check the suite still runs
- *   (the test suite does this); the figures mean nothing;
- * - `--sizes=1e3,1e4,1e5,1e6`: live credentials for `resolve`;
- * - `--memory-size=1e6`, `--sweep-size=1e6`, `--guard-live=1e4`,
- *   `--guard-connections=16`, `--revoke-credentials=20000`;
- * - `--rounds=7`, `--warmup-ms=300`, `--batch-ms=100`, `--guard-seconds=3`,
- *   `--guard-rounds=6`;
- * - `--only=resolve,issue,memory,sweep,guard`: a subset;
- * - `--out=bench/results.json`: where the JSON goes (`--out=-` for nowhere).
+ * `--help` prints the flags (`usage` below) and exits.
  *
  * Run it with `--expose-gc` (the npm script does): the memory figure needs
  * full collections, and every timed batch starts after one.
@@ -31,6 +21,24 @@ import * as Sweep from "./sweep.ts"
 const measurements = ["resolve", "issue", "memory", "sweep", "guard"] as const
 type Measurement = typeof measurements[number]
 
+const defaultOut = "bench/results.json"
+
+/** What `--help` prints. */
+const usage = `npm run bench -- [flags]: every measurement in one run, as Markdown tables and a JSON file.
+
+  --help                     print this and exit
+  --smoke                    tiny sizes and short rounds, to check the suite still runs (the figures
+                             mean nothing); writes no results file unless --out is given
+  --only=resolve,issue,memory,sweep,guard
+                             run a subset
+  --sizes=1e3,1e4,1e5,1e6    live credentials for resolve
+  --memory-size=1e6  --sweep-size=1e6  --guard-live=1e4  --guard-connections=16
+  --revoke-credentials=20000
+  --rounds=7  --warmup-ms=300  --batch-ms=100  --guard-seconds=3  --guard-rounds=6
+  --out=bench/results.json   where the JSON goes (--out=- for nowhere; default: bench/results.json,
+                             or nowhere with --smoke)
+`
+
 const parseArgs = (argv: ReadonlyArray<string>): Map<string, string> => {
   const flags = new Map<string, string>()
   for (const arg of argv) {
@@ -43,6 +51,10 @@ const parseArgs = (argv: ReadonlyArray<string>): Map<string, string> => {
 
 const main = Effect.gen(function*() {
   const flags = parseArgs(process.argv.slice(2))
+  if (flags.has("help")) {
+    console.log(usage)
+    return
+  }
   const smoke = flags.get("smoke") === "true"
   const number = (name: string, normal: number, tiny: number): number => {
     const text = flags.get(name)
@@ -64,7 +76,8 @@ const main = Effect.gen(function*() {
     warmupMillis: number("warmup-ms", 300, 20),
     batchMillis: number("batch-ms", 100, 10)
   }
-  const out = flags.get("out") ?? "bench/results.json"
+  // A smoke run's figures mean nothing, so it never overwrites the committed results by default.
+  const out = flags.get("out") ?? (smoke ? "-" : defaultOut)
   if (!canCollectGarbage()) console.error("warning: run with --expose-gc; the memory figure will include garbage")
 
   const log = (line: string) => console.error(`[bench] ${line}`)

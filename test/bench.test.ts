@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -8,9 +8,37 @@ import type { Results } from "../bench/report.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 
+/** Runs bench/run.ts as `npm run bench` does, with `args`. */
+const bench = (args: ReadonlyArray<string>, timeout: number) =>
+  new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ["--expose-gc", "--import", "tsx", "bench/run.ts", ...args],
+      { cwd: root, timeout },
+      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))
+    )
+  )
+
 // The benchmark suite is kept out of `npm test` (slow and noisy); this runs the
 // very script `npm run bench` runs, on tiny sizes, so that it never rots.
 describe("npm run bench", () => {
+  it("--help prints the flags and runs nothing", async () => {
+    const started = Date.now()
+    const stdout = await bench(["--help"], 20_000)
+    for (const flag of ["--smoke", "--only=", "--sizes=", "--out="]) assert.include(stdout, flag)
+    assert.notInclude(stdout, "| goal |")
+    assert.isBelow(Date.now() - started, 20_000)
+  })
+
+  it("--smoke without --out leaves bench/results.json alone", async () => {
+    const results = join(root, "bench", "results.json")
+    const before = { text: readFileSync(results, "utf8"), mtime: statSync(results).mtimeMs }
+    const stdout = await bench(["--smoke", "--only=issue"], 30_000)
+    assert.include(stdout, "| goal |")
+    assert.strictEqual(statSync(results).mtimeMs, before.mtime)
+    assert.strictEqual(readFileSync(results, "utf8"), before.text)
+  }, 40_000)
+
   it("runs every measurement on tiny sizes and writes the results", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bench-smoke-"))
     try {
