@@ -1,3 +1,4 @@
+// example: not-run (the demo launches it as its agent)
 /**
  * The child process of the demo: a stand-in for an agent CLI (Claude Code,
  * Codex, ...) launched by its host. It finds the MCP endpoint and its

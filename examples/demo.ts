@@ -1,3 +1,4 @@
+// example: not-run (test/demo.test.ts runs it and checks its transcript)
 /**
  * The whole job, end to end, on loopback with nothing to set up (`npm start`):
  *
