@@ -3,6 +3,7 @@ import { Effect, Exit, Layer, Logger, Redacted } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { BearerToken, McpBearerAuth, McpHttpServer, McpSessionRegistry, type RegistryConfig } from "../src/index.ts"
+import { pool, type RawRequest } from "./hardening/rawClient.ts"
 import { type RawHeaders, rawRequest } from "./support/http.ts"
 
 const minutes = (n: number) => n * 60_000
@@ -131,7 +132,7 @@ describe("McpBearerAuth", () => {
             error: {
               code: -32001,
               message: "Unauthorized: no bearer token was presented",
-              data: { reason: "no-credentials" }
+              data: { reason: "no-credentials", error: "invalid_request" }
             }
           })
         })
@@ -275,7 +276,7 @@ describe("McpBearerAuth", () => {
             const response = yield* get("/whoami", { authorization, host })
             assert.strictEqual(response.status, 403, host)
             assert.isUndefined(response.headers["www-authenticate"])
-            assert.strictEqual(JSON.parse(response.body).error.data.reason, "host")
+            assert.deepStrictEqual(JSON.parse(response.body).error.data, { reason: "host", error: "forbidden" })
           }
           for (const host of [`localhost:${port}`, `LOCALHOST:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {
             assert.strictEqual((yield* get("/whoami", { authorization, host })).status, 200, host)
@@ -290,7 +291,7 @@ describe("McpBearerAuth", () => {
           for (const origin of ["http://evil.example", `http://evil.example:${port}`, "null", `http://localhost:1`]) {
             const response = yield* get("/whoami", { authorization, origin })
             assert.strictEqual(response.status, 403, origin)
-            assert.strictEqual(JSON.parse(response.body).error.data.reason, "origin")
+            assert.deepStrictEqual(JSON.parse(response.body).error.data, { reason: "origin", error: "forbidden" })
           }
           for (const origin of [`http://localhost:${port}`, `http://127.0.0.1:${port}`]) {
             assert.strictEqual((yield* get("/whoami", { authorization, origin })).status, 200, origin)
@@ -336,6 +337,97 @@ describe("McpBearerAuth", () => {
             capabilities: ["admin"]
           })
           assert.strictEqual((yield* get("/admin", { authorization: bearer(admin) })).status, 200)
+        })
+      ))
+  })
+
+  describe("header edge cases (raw sockets)", () => {
+    const send = (port: number, requests: ReadonlyArray<RawRequest>) =>
+      Effect.promise(async () => {
+        const connections = pool(port, 1)
+        try {
+          return await connections.run(requests)
+        } finally {
+          connections.close()
+        }
+      })
+
+    it.effect("two Host headers get 400 with a JSON-RPC body, whichever comes first", () =>
+      withServer({}, ({ port, registry }) =>
+        Effect.gen(function*() {
+          const authorization = bearer(yield* issue(registry))
+          const good = `127.0.0.1:${port}`
+          const responses = yield* send(port, [
+            { method: "GET", path: "/whoami", headers: [["Host", good], ["Host", "evil.example"], ["Authorization", authorization]] },
+            { method: "GET", path: "/whoami", headers: [["Host", good], ["host", good], ["Authorization", authorization]] },
+            { method: "GET", path: "/whoami", headers: [["Host", "evil.example"], ["Host", good], ["Authorization", authorization]] }
+          ])
+          for (const response of responses) {
+            assert.strictEqual(response.status, 400)
+            assert.deepStrictEqual(JSON.parse(response.body).error.data, {
+              reason: "duplicate-host",
+              error: "invalid_request"
+            })
+            assert.strictEqual(JSON.parse(response.body).error.code, -32600)
+          }
+          // One Host is fine.
+          const [one] = yield* send(port, [
+            { method: "GET", path: "/whoami", headers: [["Host", good], ["Authorization", authorization]] }
+          ])
+          assert.strictEqual(one!.status, 200)
+        })
+      ))
+
+    it.effect("an absolute-form target is judged by its own host (RFC 9112), not the Host header", () =>
+      withServer({}, ({ port, registry }) =>
+        Effect.gen(function*() {
+          const authorization = bearer(yield* issue(registry))
+          const good = `127.0.0.1:${port}`
+          const headers: RawRequest["headers"] = [["Host", good], ["Authorization", authorization]]
+          const [evil, evilPort, userinfo, ok] = yield* send(port, [
+            { method: "GET", path: "http://evil.example/whoami", headers },
+            { method: "GET", path: `http://evil.example:${port}/whoami`, headers },
+            { method: "GET", path: `http://127.0.0.1:${port}@evil.example/whoami`, headers },
+            { method: "GET", path: `http://${good}/whoami`, headers }
+          ])
+          for (const response of [evil!, evilPort!, userinfo!]) {
+            assert.strictEqual(response.status, 403)
+            assert.deepStrictEqual(JSON.parse(response.body).error.data, { reason: "host", error: "forbidden" })
+          }
+          assert.strictEqual(ok!.status, 200)
+        })
+      ))
+
+    it.effect("a token anywhere in the target is refused like ?access_token= (400), never echoed", () =>
+      withServer({}, ({ port, registry }) =>
+        Effect.gen(function*() {
+          const credential = yield* issue(registry)
+          const token = Redacted.value(credential.token)
+          const headers: RawRequest["headers"] = [["Host", `127.0.0.1:${port}`], ["Authorization", bearer(credential)]]
+          const stranger = BearerToken.mint()
+          // Only targets the router sends to the guarded route: a path of its
+          // own (`/whoami/<token>`) is the router's 404 (the rules' unit tests
+          // cover paths; McpHttpServer refuses them before routing).
+          const paths = [
+            `/whoami;access_token=${token}`,
+            `/whoami;${token}`,
+            `/whoami?token=${token}`,
+            `/whoami?x=${stranger}`,
+            `/whoami?x=%6D%63psr_${token.slice(6)}`,
+            `/whoami?x=%${token}`
+          ]
+          const responses = yield* send(port, paths.map((path) => ({ method: "GET", path, headers })))
+          responses.forEach((response, i) => {
+            assert.strictEqual(response.status, 400, paths[i])
+            assert.deepStrictEqual(JSON.parse(response.body).error.data, {
+              reason: "target-token",
+              error: "invalid_request"
+            })
+            assert.notInclude(response.body + JSON.stringify(response.headers), token.slice(6))
+          })
+          // Near misses are no tokens: the route answers (or 404s), the guard does not refuse them.
+          const [short] = yield* send(port, [{ method: "GET", path: `/whoami?x=${token.slice(0, 40)}`, headers }])
+          assert.strictEqual(short!.status, 200)
         })
       ))
   })
@@ -410,7 +502,7 @@ describe("McpBearerAuth", () => {
       assert.strictEqual(body.jsonrpc, "2.0")
       assert.isNull(body.id)
       assert.strictEqual(body.error.code, McpBearerAuth.jsonRpcErrorCodes.unavailable)
-      assert.strictEqual(body.error.data.reason, "store-unavailable")
+      assert.deepStrictEqual(body.error.data, { reason: "store-unavailable", error: "temporarily_unavailable" })
       assert.notInclude(response.body, token)
     }).pipe(Effect.provide(McpHttpServer.layerGuarded(Routes).pipe(Layer.provide(Down))))
   })
