@@ -45,9 +45,6 @@ export interface Options extends McpBearerAuth.Options {
    * The interface to bind. Default `127.0.0.1`: only processes on this
    * machine can connect. Binding another interface also needs `allowedHosts`,
    * since the default accepts only the loopback names.
-   *
-   * `allowedOrigins: "*"` passes the guard, but Effect's MCP transport then
-   * refuses every request that carries an `Origin`: list the origins instead.
    */
   readonly host?: string | undefined
   /** The port. Default `0`: a free port, read back from `McpHttpServer.url`. */
@@ -164,14 +161,8 @@ export const layerRoutes = <RA = never, RE = never, RR = never>(
   | Exclude<McpServer.McpRequest.Without<RR>, McpServer.McpServer>
 > =>
   Layer.unwrap(Effect.gen(function*() {
-    const server = yield* HttpServer.HttpServer
-    const port = server.address._tag === "UnixPathAddress" ? undefined : server.address.port
-    // The transport checks Origin again, by exact match: give it the same list.
-    const allowedOrigins = options.allowedOrigins === undefined
-      ? port === undefined ? [] : McpBearerAuth.loopbackOrigins(port)
-      : options.allowedOrigins === "*"
-      ? []
-      : options.allowedOrigins.flatMap((origin) => [origin, origin.toLowerCase()])
+    // The guard reads the bound port from it for its default allow-lists.
+    yield* HttpServer.HttpServer
     const registrations = options.sessionInfoTool === false
       ? (options.registrations ?? Layer.empty)
       : Layer.merge(layerSessionInfo, options.registrations ?? Layer.empty)
@@ -184,7 +175,10 @@ export const layerRoutes = <RA = never, RE = never, RR = never>(
       version: options.version ?? "0.1.0",
       path,
       protocols,
-      allowedOrigins,
+      // The guard judges Origin (case-insensitively) and hides it from the
+      // transport, whose own exact-match check would answer an origin the
+      // guard accepted with an empty-bodied 403: every refusal is the guard's.
+      allowedOrigins: [],
       allowSessionTermination: true,
       registrations
     }).pipe(
@@ -192,7 +186,7 @@ export const layerRoutes = <RA = never, RE = never, RR = never>(
       // right after, so a transport whose sessions cannot be ended fails the
       // layer before the server serves, not at the first revocation.
       Layer.tap(() => sessions.ready),
-      Layer.provide(sessions.middleware.combine(McpBearerAuth.middleware(options)).layer),
+      Layer.provide(sessions.middleware.combine(McpBearerAuth.middleware(options, { forgetOrigin: true })).layer),
       Layer.provide(sessions.layerRouter)
     )
   })) as any

@@ -4,7 +4,7 @@ import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { BearerToken, McpBearerAuth, McpHttpServer, McpSessionRegistry, type RegistryConfig } from "../src/index.ts"
 import { pool, type RawRequest } from "./hardening/rawClient.ts"
-import { type RawHeaders, rawRequest } from "./support/http.ts"
+import { mcpPostHeaders, type RawHeaders, rawRequest } from "./support/http.ts"
 
 const minutes = (n: number) => n * 60_000
 
@@ -428,6 +428,65 @@ describe("McpBearerAuth", () => {
           // Near misses are no tokens: the route answers (or 404s), the guard does not refuse them.
           const [short] = yield* send(port, [{ method: "GET", path: `/whoami?x=${token.slice(0, 40)}`, headers }])
           assert.strictEqual(short!.status, 200)
+        })
+      ))
+  })
+
+  describe("in front of Effect's MCP transport (McpHttpServer)", () => {
+    const initialize = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+    })
+    const serve = <A, E>(
+      guard: McpHttpServer.Options,
+      body: (port: number, registry: McpSessionRegistry.McpSessionRegistry["Service"]) => Effect.Effect<A, E>
+    ) =>
+      Effect.gen(function*() {
+        const server = yield* McpHttpServer.McpHttpServer
+        return yield* body(server.port, yield* McpSessionRegistry.McpSessionRegistry)
+      }).pipe(Effect.provide(McpHttpServer.layer(guard).pipe(Layer.provideMerge(McpSessionRegistry.layer()))))
+
+    it.live("an Origin the guard accepts in any case is not refused again by the transport", () =>
+      serve({}, (port, registry) =>
+        Effect.gen(function*() {
+          const authorization = bearer(yield* issue(registry))
+          for (const origin of [`HTTP://LOCALHOST:${port}`, `http://LocalHost:${port}`, `http://127.0.0.1:${port}`]) {
+            const response = yield* rawRequest({
+              port,
+              path: "/mcp",
+              method: "POST",
+              headers: { ...mcpPostHeaders, host: `localhost:${port}`, origin, authorization },
+              body: initialize
+            })
+            assert.strictEqual(response.status, 200, origin)
+          }
+          // One the guard refuses is the guard's 403, with its body.
+          const evil = yield* rawRequest({
+            port,
+            path: "/mcp",
+            method: "POST",
+            headers: { ...mcpPostHeaders, host: `localhost:${port}`, origin: "http://evil.example", authorization },
+            body: initialize
+          })
+          assert.strictEqual(evil.status, 403)
+          assert.deepStrictEqual(JSON.parse(evil.body).error.data, { reason: "origin", error: "forbidden" })
+        })
+      ))
+
+    it.live(`allowedOrigins: "*" lets a browser origin through to the transport`, () =>
+      serve({ allowedOrigins: "*" }, (port, registry) =>
+        Effect.gen(function*() {
+          const authorization = bearer(yield* issue(registry))
+          const response = yield* rawRequest({
+            port,
+            path: "/mcp",
+            method: "POST",
+            headers: { ...mcpPostHeaders, host: `localhost:${port}`, origin: "https://app.example", authorization },
+            body: initialize
+          })
+          assert.strictEqual(response.status, 200)
         })
       ))
   })
