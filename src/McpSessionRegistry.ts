@@ -28,6 +28,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Redis from "effect/persistence/Redis"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -38,6 +39,7 @@ import * as IssueRequests from "./internal/issueRequest.ts"
 import * as Metrics from "./internal/metrics.ts"
 import { Store } from "./internal/store.ts"
 import * as SyncLookup from "./internal/syncLookup.ts"
+import * as RedisRegistry from "./redis/registry.ts"
 import * as RegistryConfig from "./RegistryConfig.ts"
 import type { RevocationEvent, RevocationHook, RevocationReason } from "./Revocation.ts"
 
@@ -454,3 +456,26 @@ export const layerConfig: Layer.Layer<McpSessionRegistry, RegistryConfig.Registr
     return yield* make(options)
   })
 )
+
+/**
+ * Options of `layerRedis`: every option of `layer`, plus `keyPrefix`,
+ * `revokeOnShutdown`, `storeTimeout` and `localCache`.
+ *
+ * @since 0.1.0
+ */
+export type RedisOptions = RedisRegistry.RedisOptions
+
+/**
+ * The registry with its state in Redis (or Valkey), shared by every replica
+ * built on the same `keyPrefix`: any replica resolves any credential, and a
+ * revoke on one holds on all once it returns. Needs `effect/persistence/Redis`'s
+ * `Redis` service, such as `@effect/platform-node`'s `NodeRedis.layer`.
+ * Closing it revokes nothing unless `revokeOnShutdown` is set. Idle time is
+ * wall time here: replicas share no monotonic clock. See docs/redis.md.
+ *
+ * @since 0.1.0
+ */
+export const layerRedis = (
+  options?: RedisOptions
+): Layer.Layer<McpSessionRegistry, RegistryConfig.RegistryConfigError | Redis.RedisError, Redis.Redis> =>
+  Layer.effect(McpSessionRegistry, RedisRegistry.make(options))

@@ -1,0 +1,670 @@
+/**
+ * The registry on Redis: the same `McpSessionRegistry` service, its state in
+ * Redis so several replicas share it.
+ *
+ * Each operation is one atomic Lua script (see `scripts.ts`) given `now` from
+ * the registry's `Clock`; `resolve` is one round trip, and a malformed token
+ * none. Hooks given in the options run once per credential, on the replica
+ * whose script removed it; `onRevoke` hooks run on every replica, the others
+ * hearing of a removal through Redis pub/sub (at most once: a message sent
+ * while a replica's subscriber is disconnected is lost to that replica).
+ * Every call is bounded by `storeTimeout` on real time and fails with
+ * `StoreUnavailable` when Redis cannot answer.
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
+import type * as Redis from "effect/persistence/Redis"
+import { Redis as RedisService } from "effect/persistence/Redis"
+import * as Queue from "effect/Queue"
+import * as Redacted from "effect/Redacted"
+import * as BearerToken from "../BearerToken.ts"
+import type { CredentialInfo, CredentialScope, IssuedCredential } from "../Credential.ts"
+import { InvalidCredential, InvalidReason } from "../Credential.ts"
+import { randomBase64Url } from "../internal/entropy.ts"
+import * as Hooks from "../internal/hooks.ts"
+import * as IssueRequests from "../internal/issueRequest.ts"
+import * as Metrics from "../internal/metrics.ts"
+import type { IssueRequest } from "../McpSessionRegistry.ts"
+import { InvalidIssueRequest, McpSessionRegistry, RegistryFull, StoreUnavailable } from "../McpSessionRegistry.ts"
+import * as RegistryConfig from "../RegistryConfig.ts"
+import type { RevocationEvent, RevocationReason } from "../Revocation.ts"
+import { RevocationReason as RevocationReasonSchema } from "../Revocation.ts"
+import type { Common, RecordFields } from "./scripts.ts"
+import * as Scripts from "./scripts.ts"
+
+/**
+ * Options of `McpSessionRegistry.layerRedis`: every option of `layer`, plus
+ * where and how the state lives in Redis.
+ *
+ * @since 0.1.0
+ */
+export interface RedisOptions extends RegistryConfig.Options {
+  /**
+   * The prefix of every key; two prefixes on one Redis are two independent
+   * registries. Every key is under the hash tag `{keyPrefix}`. Default `"mcpsr"`.
+   */
+  readonly keyPrefix?: string | undefined
+  /**
+   * Whether closing this replica's layer revokes every credential under the
+   * prefix (reason `shutdown`), as the memory store always does. Default
+   * `false`: the other replicas keep serving, and a restarted replica finds
+   * every credential still live.
+   */
+  readonly revokeOnShutdown?: boolean | undefined
+  /**
+   * How long one store call may take, on real time (not the registry's
+   * `Clock`), before it fails with `StoreUnavailable` (`timeout`). Default 2 seconds.
+   */
+  readonly storeTimeout?: Duration.Input | undefined
+  /**
+   * An opt-in local cache of live credentials: a token resolved within
+   * `maxStaleness` (of the registry's `Clock`) is answered without Redis.
+   * A revoke on this replica, or heard from another through pub/sub, drops the
+   * entry at once; a lost message leaves a revoked token usable on this
+   * replica for at most `maxStaleness`. A cached answer is a use only locally:
+   * Redis hears of it at the next lookup past `maxStaleness`, so keep it far
+   * below `idleTimeout`. Default: no cache.
+   */
+  readonly localCache?: {
+    readonly maxStaleness: Duration.Input
+    /** The most entries kept; the oldest go first. Default 10,000. */
+    readonly maxEntries?: number | undefined
+  } | undefined
+}
+
+/**
+ * The Redis-only options after validation.
+ *
+ * @since 0.1.0
+ */
+export interface ResolvedRedis {
+  readonly keyPrefix: string
+  readonly revokeOnShutdown: boolean
+  readonly storeTimeoutMillis: number
+  readonly cacheStalenessMillis: number | undefined
+  readonly cacheMaxEntries: number
+}
+
+/** The default `keyPrefix`. */
+export const defaultKeyPrefix = "mcpsr"
+
+const defaultStoreTimeout = Duration.seconds(2)
+
+/** Validates the Redis-only options. */
+export const resolveRedis = (options: RedisOptions = {}): Effect.Effect<ResolvedRedis, RegistryConfig.RegistryConfigError> =>
+  Effect.suspend(() => {
+    const fail = (option: string, value: unknown, detail: string) =>
+      Effect.fail(new RegistryConfig.RegistryConfigError({ option, value: String(value), detail }))
+    const keyPrefix = options.keyPrefix ?? defaultKeyPrefix
+    if (typeof keyPrefix !== "string" || keyPrefix.length === 0 || keyPrefix.length > 128) {
+      return fail("keyPrefix", keyPrefix, "must be a string of 1 to 128 characters")
+    }
+    if (/[{}\s]/.test(keyPrefix)) return fail("keyPrefix", keyPrefix, "must not hold braces or white space")
+    const revokeOnShutdown = options.revokeOnShutdown ?? false
+    if (typeof revokeOnShutdown !== "boolean") return fail("revokeOnShutdown", revokeOnShutdown, "must be true or false")
+    const millis = (input: Duration.Input | undefined, fallback: Duration.Duration) => {
+      const duration = input === undefined ? Option.some(fallback) : Duration.fromInput(input)
+      if (Option.isNone(duration)) return undefined
+      const ms = Duration.toMillis(duration.value)
+      return Number.isFinite(ms) && ms > 0 ? ms : undefined
+    }
+    const storeTimeoutMillis = millis(options.storeTimeout, defaultStoreTimeout)
+    if (storeTimeoutMillis === undefined) {
+      return fail("storeTimeout", options.storeTimeout, "must be a finite duration greater than zero")
+    }
+    let cacheStalenessMillis: number | undefined
+    let cacheMaxEntries = 10_000
+    if (options.localCache !== undefined) {
+      cacheStalenessMillis = millis(options.localCache.maxStaleness, Duration.zero)
+      if (cacheStalenessMillis === undefined) {
+        return fail(
+          "localCache.maxStaleness",
+          options.localCache.maxStaleness,
+          "must be a finite duration greater than zero"
+        )
+      }
+      const max = options.localCache.maxEntries ?? cacheMaxEntries
+      if (!Number.isInteger(max) || max <= 0) {
+        return fail("localCache.maxEntries", max, "must be a positive whole number")
+      }
+      cacheMaxEntries = max
+    }
+    return Effect.succeed({ keyPrefix, revokeOnShutdown, storeTimeoutMillis, cacheStalenessMillis, cacheMaxEntries })
+  })
+
+const credentialIdPrefix = "cred_"
+const providerSessionIdPrefix = "psess_"
+const tokenLabel = { label: "McpSessionToken" } as const
+const headerLabel = { label: "McpSessionAuthorization" } as const
+const emptyCapabilities: ReadonlyArray<string> = Object.freeze([])
+const noop = (): void => {}
+// Removals per script: bounds how long one script holds Redis.
+const batchSize = 1000
+
+// One error value per reason: refusing a sprayed token must not allocate.
+const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
+  InvalidReason.literals.map((reason) => [reason, new InvalidCredential({ reason })])
+) as Record<InvalidReason, InvalidCredential>
+
+const reasons = new Set<string>(RevocationReasonSchema.literals)
+
+/** The random part of an id: never `_` at an end nor `__`, so ids never contain `__`. */
+const randomIdSuffix = (): string => {
+  let suffix = randomBase64Url(12)
+  while (suffix.charCodeAt(0) === 95 || suffix.charCodeAt(suffix.length - 1) === 95 || suffix.includes("__")) {
+    suffix = randomBase64Url(12)
+  }
+  return suffix
+}
+
+/** Why a Redis call failed, as `StoreUnavailable` says it. */
+const reasonOf = (error: Redis.RedisError): "unreachable" | "error" => {
+  const cause = error.cause as { readonly name?: unknown; readonly constructor?: { readonly name?: unknown } } | undefined
+  const name = String(cause?.constructor?.name ?? cause?.name ?? "")
+  // A reply error is Redis refusing the command; anything else (closed,
+  // offline, refused, reset socket) means no answer could come.
+  return name.includes("ErrorReply") || name.includes("SimpleError") || name.includes("BlobError") ? "error" : "unreachable"
+}
+
+/**
+ * Builds the Redis registry in the current scope.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
+  const config = yield* RegistryConfig.resolve(options)
+  const redisConfig = yield* resolveRedis(options)
+  const clock = yield* Clock.Clock
+  const redis = yield* RedisService
+  // Real time for store timeouts, whatever clock the registry runs on.
+  const liveClock = Clock.Clock.defaultValue()
+  const base = `{${redisConfig.keyPrefix}}:`
+  const replicaId = randomBase64Url(9)
+  const slideOnUse = (config as { readonly slideOnUse?: boolean }).slideOnUse !== false
+  const common = (now: number): Common => [
+    base,
+    now,
+    config.idleTimeoutMillis,
+    config.maxLifetimeMillis,
+    Number.isFinite(config.absoluteLifetimeMillis) ? config.absoluteLifetimeMillis : -1,
+    config.tombstoneRetentionMillis,
+    Number.isFinite(config.maxTombstones) ? config.maxTombstones : -1,
+    replicaId
+  ]
+
+  const timeouts = new Map<string, StoreUnavailable>()
+  const failures = new Map<string, StoreUnavailable>()
+  const unavailable = (operation: string, reason: "timeout" | "unreachable" | "error") => {
+    const cache = reason === "timeout" ? timeouts : failures
+    const key = reason === "timeout" ? operation : `${operation}:${reason}`
+    let error = cache.get(key)
+    if (error === undefined) {
+      error = new StoreUnavailable({ reason, operation })
+      cache.set(key, error)
+    }
+    return error
+  }
+
+  // Fails fast with a RedisError when Redis cannot be reached at all.
+  yield* redis.send("PING")
+
+  /** Runs one store call, bounded by `storeTimeout` of real time. */
+  const call = <A>(operation: string, effect: Effect.Effect<A, Redis.RedisError>): Effect.Effect<A, StoreUnavailable> =>
+    effect.pipe(
+      Effect.mapError((error) => unavailable(operation, reasonOf(error))),
+      Effect.timeoutOrElse({
+        duration: redisConfig.storeTimeoutMillis,
+        orElse: () => Effect.fail(unavailable(operation, "timeout"))
+      }),
+      Effect.provideService(Clock.Clock, liveClock)
+    )
+
+  const evalResolve = redis.eval(Scripts.resolve)
+  const evalIssue = redis.eval(Scripts.issue)
+  const evalTouch = redis.eval(Scripts.touch)
+  const evalRevoke = redis.eval(Scripts.revoke)
+  const evalRevokeThread = redis.eval(Scripts.revokeThread)
+  const evalRevokeBatch = redis.eval(Scripts.revokeBatch)
+  const evalSweepBatch = redis.eval(Scripts.sweepBatch)
+  const evalList = redis.eval(Scripts.list)
+  const evalGet = redis.eval(Scripts.get)
+  const evalInFlight = redis.eval(Scripts.inFlight)
+
+  const background = yield* FiberSet.make<void, never>()
+  const fork = yield* FiberSet.runtime(background)<never>()
+  const hookRunner = Hooks.makeHookRunner({ hooks: config.hooks, hookTimeoutMillis: config.hookTimeoutMillis, fork })
+  const remoteRunner = Hooks.makeHookRunner({ hooks: [], hookTimeoutMillis: config.hookTimeoutMillis, fork })
+  let closed = false
+
+  const tallies = Metrics.emptyTallies()
+  let liveSeen = 0
+
+  // The opt-in local cache: digest -> scope and when it was read from Redis.
+  const cacheMillis = redisConfig.cacheStalenessMillis
+  const cache = new Map<string, { readonly scope: CredentialScope; readonly readAt: number }>()
+  const cacheIds = new Map<string, string>()
+  const uncache = (credentialId: string) => {
+    const digest = cacheIds.get(credentialId)
+    if (digest !== undefined) {
+      cacheIds.delete(credentialId)
+      cache.delete(digest)
+    }
+  }
+  const remember = (digest: string, scope: CredentialScope, now: number) => {
+    if (cache.size >= redisConfig.cacheMaxEntries && !cache.has(digest)) {
+      const oldest = cache.keys().next()
+      if (oldest.done !== true) {
+        const entry = cache.get(oldest.value)!
+        cache.delete(oldest.value)
+        cacheIds.delete(entry.scope.credentialId)
+      }
+    }
+    cache.set(digest, { scope, readAt: now })
+    cacheIds.set(scope.credentialId, digest)
+  }
+
+  const capabilitiesOf = (text: string): ReadonlyArray<string> => {
+    if (text === "" || text === "[]") return emptyCapabilities
+    try {
+      const parsed: unknown = JSON.parse(text)
+      return Array.isArray(parsed) ? Object.freeze(parsed.map(String)) : emptyCapabilities
+    } catch {
+      return emptyCapabilities
+    }
+  }
+
+  const infoOf = (fields: ReadonlyArray<unknown>, offset = 0): CredentialInfo => {
+    const issuedAt = Number(fields[offset + 5])
+    const lastUsedAt = Number(fields[offset + 6])
+    const leaseText = fields[offset + 7]
+    const lease = typeof leaseText === "string" || typeof leaseText === "number" ? Number(leaseText) : 0
+    const expiresAt = Math.min(lastUsedAt + config.maxLifetimeMillis, issuedAt + config.absoluteLifetimeMillis)
+    return {
+      credentialId: String(fields[offset]),
+      providerSessionId: String(fields[offset + 1]),
+      threadId: String(fields[offset + 2]),
+      providerInstanceId: String(fields[offset + 3]),
+      capabilities: capabilitiesOf(String(fields[offset + 4] ?? "")),
+      issuedAt,
+      lastUsedAt,
+      expiresAt,
+      idleExpiresAt: Math.min(Math.max(lastUsedAt + config.idleTimeoutMillis, lease), expiresAt)
+    }
+  }
+
+  const eventsOf = (removed: unknown): Array<RevocationEvent> => {
+    if (!Array.isArray(removed)) return []
+    const events: Array<RevocationEvent> = []
+    for (const item of removed) {
+      if (!Array.isArray(item) || !reasons.has(String(item[0]))) continue
+      const reason = String(item[0]) as RevocationReason
+      events.push({ credential: infoOf(item, 1), reason })
+    }
+    return events
+  }
+
+  /** Counts, uncaches and starts the hooks of removals this replica made; the fiber to wait for. */
+  const removedHere = (removed: unknown): Fiber.Fiber<void> | undefined => {
+    const events = eventsOf(removed)
+    if (events.length === 0) return undefined
+    for (const event of events) {
+      tallies.revokedTotal[event.reason]++
+      if (cacheMillis !== undefined) uncache(event.credential.credentialId)
+    }
+    return hookRunner.start(events)
+  }
+
+  const waitFor = <A>(hooks: Fiber.Fiber<void> | undefined, value: A): Effect.Effect<A> =>
+    hooks === undefined ? Effect.succeed(value) : Effect.as(Fiber.await(hooks), value)
+
+  const resolve = (token: string): Effect.Effect<CredentialScope, InvalidCredential | StoreUnavailable> =>
+    Effect.suspend(() => {
+      if (typeof token !== "string") return refuse("malformed")
+      if (token.length !== BearerToken.length) return refuse(token.length === 0 ? "missing" : "malformed")
+      const key = BearerToken.digest(token)
+      if (!BearerToken.checksumMatches(token, key)) return refuse("malformed")
+      const digest = Buffer.from(key, "latin1").toString("base64url")
+      const now = clock.currentTimeMillisUnsafe()
+      if (cacheMillis !== undefined) {
+        const cached = cache.get(digest)
+        if (cached !== undefined && now - cached.readAt <= cacheMillis && now <= cached.scope.idleExpiresAt) {
+          tallies.resolvedTotal.ok++
+          return Effect.succeed(cached.scope)
+        }
+      }
+      return Effect.flatMap(call("resolve", evalResolve(common(now), digest, slideOnUse)), (reply) => {
+        const outcome = reply[0]
+        if (outcome === "ok") {
+          tallies.resolvedTotal.ok++
+          const scope = infoOf(reply, 1)
+          if (cacheMillis !== undefined) remember(digest, scope, now)
+          return Effect.succeed(scope)
+        }
+        const reason = InvalidReason.literals.includes(outcome as InvalidReason) ? outcome as InvalidReason : "unknown"
+        tallies.resolvedTotal[reason]++
+        if (reply.length > 1) removedHere([reply[1]])
+        return Effect.fail(invalid[reason])
+      })
+    })
+
+  const refuse = (reason: InvalidReason): Effect.Effect<never, InvalidCredential> => {
+    tallies.resolvedTotal[reason]++
+    return Effect.fail(invalid[reason])
+  }
+
+  const issueOnce = (
+    checked: IssueRequests.CheckedRequest
+  ): Effect.Effect<IssuedCredential | RegistryFull | "collision", StoreUnavailable> =>
+    Effect.suspend(() => {
+      const { key, token } = BearerToken.mintKeyed()
+      const digest = Buffer.from(key, "latin1").toString("base64url")
+      const suffix = randomIdSuffix()
+      const credentialId = credentialIdPrefix + suffix
+      const providerSessionId = providerSessionIdPrefix + suffix
+      const capabilities = checked.capabilities === undefined || checked.capabilities.length === 0
+        ? emptyCapabilities
+        : Object.freeze(checked.capabilities)
+      const now = clock.currentTimeMillisUnsafe()
+      return Effect.map(
+        call(
+          "issue",
+          evalIssue(common(now), {
+            digest,
+            credentialId,
+            providerSessionId,
+            threadId: checked.threadId,
+            providerInstanceId: checked.providerInstanceId,
+            capabilities: capabilities.length === 0 ? "" : JSON.stringify(capabilities),
+            replace: checked.replace,
+            maxPerThread: Number.isFinite(config.maxCredentialsPerThread) ? config.maxCredentialsPerThread : -1,
+            maxCredentials: Number.isFinite(config.maxCredentials) ? config.maxCredentials : -1
+          })
+        ),
+        (reply): IssuedCredential | RegistryFull | "collision" => {
+          if (reply[0] === "collision") return "collision"
+          liveSeen = Number(reply[1])
+          // The replaced credential's hooks are not waited for, as in memory.
+          removedHere(reply[2])
+          if (reply[0] === "thread" || reply[0] === "registry") {
+            return new RegistryFull({
+              scope: reply[0],
+              limit: reply[0] === "thread" ? config.maxCredentialsPerThread : config.maxCredentials,
+              threadId: checked.threadId
+            })
+          }
+          tallies.issuedTotal.value++
+          return {
+            credentialId,
+            providerSessionId,
+            threadId: checked.threadId,
+            providerInstanceId: checked.providerInstanceId,
+            capabilities,
+            token: Redacted.make(token, tokenLabel),
+            authorizationHeader: Redacted.make(`Bearer ${token}`, headerLabel),
+            issuedAt: now,
+            expiresAt: Math.min(now + config.maxLifetimeMillis, now + config.absoluteLifetimeMillis)
+          }
+        }
+      )
+    })
+
+  const issue = (
+    request: IssueRequest
+  ): Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest | StoreUnavailable> =>
+    Effect.useSpan("McpSessionRegistry.issue", (span) =>
+      Effect.suspend((): Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest | StoreUnavailable> => {
+        const checked = IssueRequests.validate(request)
+        if (IssueRequests.isProblem(checked)) return Effect.fail(new InvalidIssueRequest(checked))
+        if (closed) return Effect.interrupt
+        const attempt = (left: number): Effect.Effect<IssuedCredential, RegistryFull | StoreUnavailable> =>
+          Effect.flatMap(issueOnce(checked), (result) => {
+            if (result === "collision") {
+              return left > 0 ? attempt(left - 1) : Effect.die(new Error("Could not mint an unused credential id"))
+            }
+            if (result instanceof RegistryFull) return Effect.fail(result)
+            span.attribute("credentialId", result.credentialId)
+            span.attribute("threadId", result.threadId)
+            return Effect.succeed(result)
+          })
+        return attempt(3)
+      })
+    ).pipe(Effect.uninterruptible)
+
+  const revokeWith = (credentialId: string, reason: RevocationReason, providerSessionId = "") =>
+    Effect.suspend(() => {
+      if (typeof credentialId !== "string" || credentialId.length > 512) return Effect.succeed(false)
+      const now = clock.currentTimeMillisUnsafe()
+      return Effect.flatMap(
+        call("revoke", evalRevoke(common(now), credentialId, reason, providerSessionId)),
+        (reply) => {
+          liveSeen = Number(reply[1])
+          return waitFor(removedHere(reply[2]), Number(reply[0]) === 1)
+        }
+      )
+    })
+
+  const revoke = (credentialId: string) =>
+    revokeWith(credentialId, "revoked").pipe(Effect.withSpan("McpSessionRegistry.revoke"))
+
+  const revokeProviderSession = (providerSessionId: string) =>
+    Effect.suspend(() => {
+      if (typeof providerSessionId !== "string" || !providerSessionId.startsWith(providerSessionIdPrefix)) {
+        return Effect.succeed(0)
+      }
+      const credentialId = credentialIdPrefix + providerSessionId.slice(providerSessionIdPrefix.length)
+      return Effect.map(revokeWith(credentialId, "session-stopped", providerSessionId), (live) => (live ? 1 : 0))
+    }).pipe(Effect.withSpan("McpSessionRegistry.revokeProviderSession"))
+
+  const revokeThread = (threadId: string) =>
+    Effect.suspend(() => {
+      if (typeof threadId !== "string" || threadId.length === 0 || threadId.length > IssueRequests.maxIdLength) {
+        return Effect.succeed(0)
+      }
+      const now = clock.currentTimeMillisUnsafe()
+      return Effect.flatMap(call("revokeThread", evalRevokeThread(common(now), threadId, "session-stopped")), (reply) => {
+        liveSeen = Number(reply[1])
+        return waitFor(removedHere(reply[2]), Number(reply[0]))
+      })
+    }).pipe(Effect.withSpan("McpSessionRegistry.revokeThread"))
+
+  // Batches, each atomic, so revoking a million never holds Redis for long;
+  // a credential issued on another replica meanwhile may outlive the call.
+  const revokeEverything = (reason: RevocationReason): Effect.Effect<number, StoreUnavailable> =>
+    Effect.gen(function*() {
+      let revoked = 0
+      while (true) {
+        const now = clock.currentTimeMillisUnsafe()
+        const reply = yield* call("revokeAll", evalRevokeBatch(common(now), reason, batchSize))
+        revoked += Number(reply[0])
+        liveSeen = Number(reply[2])
+        const hooks = removedHere(reply[3])
+        if (hooks !== undefined) yield* Fiber.await(hooks)
+        if (Number(reply[1]) === 0 || !Array.isArray(reply[3]) || reply[3].length === 0) break
+      }
+      return revoked
+    })
+
+  const touch = (threadId: string): Effect.Effect<number, StoreUnavailable> =>
+    Effect.suspend(() => {
+      if (typeof threadId !== "string" || threadId.length === 0 || threadId.length > IssueRequests.maxIdLength) {
+        return Effect.succeed(0)
+      }
+      const now = clock.currentTimeMillisUnsafe()
+      return Effect.map(call("touch", evalTouch(common(now), threadId)), (reply) => {
+        liveSeen = Number(reply[1])
+        // Not waited for, as in memory.
+        removedHere(reply[2])
+        return Number(reply[0])
+      })
+    })
+
+  const sweep: Effect.Effect<number, StoreUnavailable> = Effect.gen(function*() {
+    let reclaimed = 0
+    while (true) {
+      const now = clock.currentTimeMillisUnsafe()
+      const reply = yield* call("sweep", evalSweepBatch(common(now), batchSize))
+      liveSeen = Number(reply[1])
+      const events = reply[2]
+      reclaimed += Array.isArray(events) ? events.length : 0
+      const hooks = removedHere(events)
+      if (hooks !== undefined) yield* Fiber.await(hooks)
+      if (Number(reply[0]) === 0) break
+    }
+    return reclaimed
+  }).pipe(Effect.withSpan("McpSessionRegistry.sweep"))
+
+  const list: Effect.Effect<ReadonlyArray<CredentialInfo>, StoreUnavailable> = Effect.gen(function*() {
+    const out: Array<CredentialInfo> = []
+    const now = clock.currentTimeMillisUnsafe()
+    for (let offset = 0;; offset += batchSize) {
+      const reply = yield* call("list", evalList(common(now), offset, batchSize))
+      liveSeen = Number(reply[0])
+      for (let i = 1; i < reply.length; i++) out.push(infoOf(reply[i] as RecordFields))
+      if (offset + batchSize >= liveSeen) break
+    }
+    return out
+  })
+
+  const get = (credentialId: string): Effect.Effect<Option.Option<CredentialInfo>, StoreUnavailable> =>
+    Effect.suspend(() => {
+      if (typeof credentialId !== "string" || credentialId.length === 0 || credentialId.length > 512) {
+        return Effect.succeed(Option.none())
+      }
+      return Effect.map(
+        call("get", evalGet(common(clock.currentTimeMillisUnsafe()), credentialId)),
+        (reply) => (reply.length === 0 ? Option.none() : Option.some(infoOf(reply)))
+      )
+    })
+
+  // Calls in flight on this replica, by credential. Redis cannot see a
+  // replica's open calls, so a heartbeat leases them: every `leaseEvery` it
+  // moves each one's idle deadline to `now + 3 * leaseEvery`, well inside the
+  // idle timeout. A replica that dies mid-call stops renewing, and the lease
+  // lapses within three periods; the lifetime caps apply throughout.
+  const inFlight = new Map<string, number>()
+  const leaseEvery = Math.max(1, Math.min(Math.floor(config.idleTimeoutMillis / 4), 10_000))
+  const sideCall = (operation: string, effect: Effect.Effect<unknown, Redis.RedisError>) =>
+    fork(
+      call(operation, effect).pipe(
+        Effect.asVoid,
+        Effect.catchCause((cause) => Effect.logDebug(`McpSessionRegistry: ${operation} on Redis failed`, cause))
+      )
+    )
+
+  const beginCall = (credentialId: string): Effect.Effect<() => void> =>
+    Effect.sync(() => {
+      if (!slideOnUse || typeof credentialId !== "string" || closed) return noop
+      inFlight.set(credentialId, (inFlight.get(credentialId) ?? 0) + 1)
+      let ended = false
+      return () => {
+        if (ended) return
+        ended = true
+        const left = (inFlight.get(credentialId) ?? 1) - 1
+        if (left <= 0) inFlight.delete(credentialId)
+        else inFlight.set(credentialId, left)
+        if (closed) return
+        try {
+          sideCall("endCall", evalInFlight(common(clock.currentTimeMillisUnsafe()), 0, [credentialId]))
+        } catch {
+          // Never throws: a call's end that cannot be recorded is only a use lost.
+        }
+      }
+    })
+
+  // Replicas share no monotonic clock, so idle time here is wall time, and
+  // a host's report of sleep changes nothing.
+  const reportPower = (_event: "suspend" | "resume"): Effect.Effect<void> => Effect.void
+
+  const service = {
+    issue,
+    issueScoped: (request: IssueRequest) =>
+      Effect.acquireRelease(
+        issue(request),
+        (credential) =>
+          revokeWith(credential.credentialId, "session-stopped").pipe(
+            Effect.catchTag("StoreUnavailable", (error) =>
+              Effect.logWarning(`McpSessionRegistry: could not revoke ${credential.credentialId}`, error.message))
+          )
+      ),
+    resolve,
+    touch,
+    revoke,
+    revokeProviderSession,
+    revokeThread,
+    revokeAll: revokeEverything("revoked").pipe(Effect.withSpan("McpSessionRegistry.revokeAll")),
+    list,
+    get,
+    onRevoke: (hook: Parameters<typeof hookRunner.register>[0]) =>
+      Effect.andThen(hookRunner.register(hook), remoteRunner.register(hook)),
+    sweep,
+    beginCall,
+    reportPower
+  }
+
+  // Removals made by other replicas: every `onRevoke` hook here hears them.
+  const channel = `${base}events`
+  const messages = yield* redis.subscribe(channel)
+  const heard = (text: string) => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      return
+    }
+    if (!Array.isArray(parsed) || parsed[0] === replicaId || closed) return
+    const events = eventsOf(parsed[1])
+    if (events.length === 0) return
+    if (cacheMillis !== undefined) for (const event of events) uncache(event.credential.credentialId)
+    remoteRunner.start(events)
+  }
+  yield* Effect.forkScoped(
+    Effect.forever(Effect.map(Queue.take(messages), (message) => heard(message.message))).pipe(
+      Effect.catchCause((cause) => Effect.logWarning("McpSessionRegistry: the Redis subscription ended", cause))
+    )
+  )
+
+  const registrations = Metrics.register({ ...tallies, live: () => liveSeen }, yield* Effect.context<never>())
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      closed = true
+      const count = redisConfig.revokeOnShutdown
+        ? yield* revokeEverything("shutdown").pipe(
+          Effect.catchTag("StoreUnavailable", (error) =>
+            Effect.as(Effect.logWarning("McpSessionRegistry: revokeOnShutdown failed", error.message), 0))
+        )
+        : 0
+      yield* FiberSet.awaitEmpty(background)
+      for (const registration of registrations) registration.remove()
+      yield* Effect.logDebug(`McpSessionRegistry (Redis) shut down; ${count} live credentials revoked`)
+    })
+  )
+
+  const heartbeat = Effect.suspend(() => {
+    if (inFlight.size === 0) return Effect.void
+    const now = clock.currentTimeMillisUnsafe()
+    return call("lease", evalInFlight(common(now), now + 3 * leaseEvery, Array.from(inFlight.keys())))
+  })
+  yield* Effect.gen(function*() {
+    while (!closed) {
+      yield* Effect.sleep(leaseEvery)
+      yield* heartbeat.pipe(
+        Effect.catchTag("StoreUnavailable", (error) => Effect.logWarning("McpSessionRegistry: lease renewal failed", error.message))
+      )
+    }
+  }).pipe(Effect.forkScoped)
+
+  yield* Effect.gen(function*() {
+    while (!closed) {
+      yield* Effect.sleep(config.sweepIntervalMillis)
+      yield* sweep.pipe(
+        Effect.catchTag("StoreUnavailable", (error) => Effect.logWarning("McpSessionRegistry: sweep failed", error.message))
+      )
+    }
+  }).pipe(Effect.forkScoped)
+
+  return McpSessionRegistry.of(service)
+})
