@@ -7,6 +7,10 @@
  * more contender, the floor's lookup wrapped in `Effect.sync` and yielded the
  * same way, shows how much of the gap to the floor is Effect's own cost per
  * `yield*`.
+ * Two more take no fiber at all, as hosts without Effect and the node/Web
+ * guards call the registry: the Promise registry's `resolve`, awaited in a
+ * plain async loop, and the memory store's synchronous check the guards use
+ * (`syncLookup`). Both run on the same registry as the Effect contender.
  * Every size is measured under two draws of the presented tokens (seeded, the
  * same for every contender):
  *
@@ -22,8 +26,12 @@
  *   caches several times (token, table slot, key, record), for every
  *   contender alike, so this curve measures the machine's memory latency.
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import { InvalidCredential } from "../src/Credential.ts"
+import { type SyncLookup, syncLookup } from "../src/internal/syncLookup.ts"
 import * as McpSessionRegistry from "../src/McpSessionRegistry.ts"
+import { createRegistry, type Registry } from "../src/promise/index.ts"
 import * as Contenders from "./contenders.ts"
 import type { Contender, Throughput, Timing } from "./harness.ts"
 import { alone, interleaved, random } from "./harness.ts"
@@ -47,12 +55,20 @@ export interface DrawResult {
     readonly floorInEffect: number
     readonly lruCache: number
     readonly naive: number
+    /** The Promise registry's `resolve`, awaited: no fiber. */
+    readonly promiseRegistry: number
+    /** The synchronous check the node/Web guards call: no fiber, no Promise. */
+    readonly syncCheck: number
   }
   readonly ratios: {
     readonly floor: number
     readonly floorInEffect: number
     readonly lruCache: number
     readonly naive: number
+    /** `promiseRegistry / floor`, not `registry / ...` like the others. */
+    readonly promiseRegistryToFloor: number
+    /** `syncCheck / floor`. */
+    readonly syncCheckToFloor: number
   }
   readonly samples: Record<string, ReadonlyArray<number>>
 }
@@ -98,6 +114,34 @@ export const viaService = (
   }
 }
 
+/** The Promise registry's `resolve`, awaited one call after another in a plain async loop. */
+export const viaPromise = (registry: Registry, tokens: ReadonlyArray<string>, order: Uint32Array): Contender => {
+  const mask = order.length - 1
+  return {
+    name: "promise registry",
+    run: (from, ops) =>
+      Effect.promise(async () => {
+        for (let i = 0; i < ops; i++) await registry.resolve(tokens[order[(from + i) & mask]!]!)
+      })
+  }
+}
+
+/** The memory store's synchronous check, as the node/Web guards call it. */
+export const viaSyncCheck = (lookup: SyncLookup, tokens: ReadonlyArray<string>, order: Uint32Array): Contender => {
+  const mask = order.length - 1
+  return {
+    name: "sync check",
+    run: (from, ops) =>
+      Effect.sync(() => {
+        for (let i = 0; i < ops; i++) {
+          if (lookup.lookup(tokens[order[(from + i) & mask]!]!) instanceof InvalidCredential) {
+            throw new Error("sync check: live token refused")
+          }
+        }
+      })
+  }
+}
+
 /** A power-of-two sequence of indices into `tokens`, long enough that batches rarely repeat it. */
 export const drawOrder = (draw: Draw, size: number): Uint32Array => {
   // Seeded per draw and size, so every run draws the same tokens.
@@ -114,6 +158,8 @@ export const drawOrder = (draw: Draw, size: number): Uint32Array => {
 
 const measureDraw = (
   registry: McpSessionRegistry.McpSessionRegistry["Service"],
+  promiseRegistry: Registry,
+  lookup: SyncLookup,
   contenders: {
     readonly floor: Contenders.PlainResolver
     readonly lruCache: Contenders.PlainResolver
@@ -142,14 +188,18 @@ const measureDraw = (
       plain("floor", contenders.floor, tokens, order),
       floorInEffect,
       plain("lru-cache", contenders.lruCache, tokens, order),
-      plain("naive", contenders.naive, tokens, order)
+      plain("naive", contenders.naive, tokens, order),
+      viaPromise(promiseRegistry, tokens, order),
+      viaSyncCheck(lookup, tokens, order)
     ], timing)
     const ops = {
       registry: result["registry"]!.opsPerSecond,
       floor: result["floor"]!.opsPerSecond,
       floorInEffect: result["floor in Effect"]!.opsPerSecond,
       lruCache: result["lru-cache"]!.opsPerSecond,
-      naive: result["naive"]!.opsPerSecond
+      naive: result["naive"]!.opsPerSecond,
+      promiseRegistry: result["promise registry"]!.opsPerSecond,
+      syncCheck: result["sync check"]!.opsPerSecond
     }
     return {
       opsPerSecond: ops,
@@ -157,7 +207,9 @@ const measureDraw = (
         floor: ops.registry / ops.floor,
         floorInEffect: ops.registry / ops.floorInEffect,
         lruCache: ops.registry / ops.lruCache,
-        naive: ops.registry / ops.naive
+        naive: ops.registry / ops.naive,
+        promiseRegistryToFloor: ops.promiseRegistry / ops.floor,
+        syncCheckToFloor: ops.syncCheck / ops.floor
       },
       samples: Object.fromEntries(Object.entries(result).map(([name, throughput]) => [name, throughput.samples]))
     }
@@ -166,7 +218,15 @@ const measureDraw = (
 /** Measures one size: fills a registry and the three others with the same `size` credentials. */
 export const measure = (size: number, timing: Timing): Effect.Effect<ResolveResult, unknown> =>
   Effect.scoped(Effect.gen(function*() {
-    const registry = yield* McpSessionRegistry.make(optionsFor(size))
+    // Built as a host without Effect builds it; the Effect contender uses the
+    // very service underneath, so all three registry contenders share one store.
+    const promiseRegistry = yield* Effect.acquireRelease(
+      Effect.promise(() => createRegistry(optionsFor(size))),
+      (registry) => Effect.promise(() => registry.close())
+    )
+    const registry = Context.get(yield* Effect.promise(() => promiseRegistry.runtime.context()), McpSessionRegistry.McpSessionRegistry)
+    const lookup = syncLookup(registry)
+    if (lookup === undefined) return yield* Effect.die(new Error("the memory registry has no synchronous check"))
     const tokens = yield* populate(registry, size)
     const activeOrder = drawOrder("active", size)
     // Before the others are built: at 1e6 they hold three more copies of the
@@ -178,7 +238,7 @@ export const measure = (size: number, timing: Timing): Effect.Effect<ResolveResu
       lruCache: Contenders.lruCache(tokens, idleMillis),
       naive: Contenders.naive(tokens, idleMillis)
     }
-    const active = yield* measureDraw(registry, contenders, tokens, activeOrder, timing)
-    const uniform = yield* measureDraw(registry, contenders, tokens, drawOrder("uniform", size), timing)
+    const active = yield* measureDraw(registry, promiseRegistry, lookup, contenders, tokens, activeOrder, timing)
+    const uniform = yield* measureDraw(registry, promiseRegistry, lookup, contenders, tokens, drawOrder("uniform", size), timing)
     return { size, alone: aloneResult, active, uniform }
   }))
