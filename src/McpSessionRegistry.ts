@@ -9,9 +9,13 @@
  * on every request:
  *
  * - every successful `resolve` or `touch` is a use: the idle clock restarts and
- *   the expiry slides forward, so a healthy long session is never cut off;
- * - a credential dies after `idleTimeout` without use, after `maxLifetime`
- *   without use, or at `absoluteLifetime` from issue if that cap is set;
+ *   the expiry slides forward, so a healthy long session is never cut off
+ *   (with `slideOnUse: false`, only `touch` is);
+ * - a call in flight (`beginCall`, which the guards call) cannot go idle, and
+ *   its end is a use;
+ * - a credential dies after `idleTimeout` without use (counting only time the
+ *   machine was awake, by default), after `maxLifetime` without use, or at
+ *   `absoluteLifetime` from issue if that cap is set;
  * - revocation hooks run exactly once per credential, whatever the way out,
  *   including the layer's shutdown;
  * - time comes from `Clock`, so a host's tests drive every timeout with
@@ -37,7 +41,8 @@ import { InvalidCredential, InvalidReason } from "./Credential.ts"
 import * as Hooks from "./internal/hooks.ts"
 import * as IssueRequests from "./internal/issueRequest.ts"
 import * as Metrics from "./internal/metrics.ts"
-import { Store } from "./internal/store.ts"
+import { counted } from "./internal/plural.ts"
+import { type Entry, Store } from "./internal/store.ts"
 import * as SyncLookup from "./internal/syncLookup.ts"
 import * as RedisRegistry from "./redis/registry.ts"
 import * as RegistryConfig from "./RegistryConfig.ts"
@@ -76,8 +81,8 @@ export class RegistryFull extends Schema.TaggedError<RegistryFull>()("RegistryFu
 }) {
   override get message(): string {
     return this.scope === "registry"
-      ? `The registry holds its maximum of ${this.limit} live credentials`
-      : `Thread ${JSON.stringify(this.threadId)} holds its maximum of ${this.limit} live credentials`
+      ? `The registry holds its maximum of ${counted(this.limit, "live credential")}`
+      : `Thread ${JSON.stringify(this.threadId)} holds its maximum of ${counted(this.limit, "live credential")}`
   }
 }
 
@@ -136,10 +141,35 @@ export class McpSessionRegistry extends Context.Service<McpSessionRegistry, {
   readonly issueScoped: (
     request: IssueRequest
   ) => Effect.Effect<IssuedCredential, RegistryFull | InvalidIssueRequest | StoreUnavailable, Scope.Scope>
-  /** Authenticates a presented token; a success is a use that slides its expiry. */
+  /**
+   * Authenticates a presented token; a success is a use that slides its
+   * expiry (unless `slideOnUse` is `false`).
+   */
   readonly resolve: (token: string) => Effect.Effect<CredentialScope, InvalidCredential | StoreUnavailable>
-  /** A sign of life from a provider turn: uses every live credential of the thread. Returns how many. */
+  /**
+   * Marks one call of the credential in flight, after a successful `resolve`:
+   * until the returned function is called the credential cannot go idle
+   * (`maxLifetime` and `absoluteLifetime` still apply). The returned function
+   * ends the call: synchronous, idempotent, never throws, and a use at that
+   * instant. A no-op for an unknown or dead credential and under
+   * `slideOnUse: false`.
+   */
+  readonly beginCall: (credentialId: string) => Effect.Effect<() => void>
+  /**
+   * A sign of life from a provider turn: uses every live credential of the
+   * thread. Returns how many; 0 for a thread that should have one means it
+   * died: re-issue and re-launch the agent between turns.
+   */
   readonly touch: (threadId: string) => Effect.Effect<number, StoreUnavailable>
+  /**
+   * Tells the registry that the machine is about to sleep (`"suspend"`) or has
+   * woken (`"resume"`), as a host observes it (Electron's `powerMonitor`, a
+   * systemd sleep hook). Under `idleClock: "awake"` the idle clocks stand
+   * still in between, for platforms whose monotonic clock counts sleep
+   * (macOS, Windows). A repeated `"suspend"` keeps the first; a `"resume"`
+   * without one does nothing; a no-op under `idleClock: "wall"`.
+   */
+  readonly reportPower: (event: "suspend" | "resume") => Effect.Effect<void>
   /** Revokes one credential (reason `revoked`); `true` if it was live. */
   readonly revoke: (credentialId: string) => Effect.Effect<boolean, StoreUnavailable>
   /** Revokes the credential of a provider session (reason `session-stopped`); returns how many were live. */
@@ -187,6 +217,9 @@ const headerLabel = { label: "McpSessionAuthorization" } as const
 
 const noop = (): void => {}
 
+/** How often, at most, refusals of never-valid tokens are summarized in the log. */
+const neverValidSummaryMillis = 60_000
+
 // One error value per reason: refusing a sprayed token must not allocate.
 const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
   InvalidReason.literals.map((reason) => [reason, new InvalidCredential({ reason })])
@@ -196,9 +229,10 @@ const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
 // reclaims them, so the live count is taken at read time: O(n) per snapshot,
 // nothing per request, and always equal to what `list` returns at that instant.
 const liveCount = (store: Store, now: number): number => {
+  const idle = store.idleClock(now)
   let live = 0
   for (const entry of store.byDigest.values()) {
-    if (store.deadReason(entry, now) === undefined) live++
+    if (store.deadReason(entry, now, idle) === undefined) live++
   }
   return live
 }
@@ -228,6 +262,74 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   // are one step that no interruption can fall between.
   const fork = yield* FiberSet.runtime(background)<never>()
   let closed = false
+  const now = () => clock.currentTimeMillisUnsafe()
+
+  // The awake clock: the Clock's monotonic time, less the sleeps a host
+  // reported. It stands still from a reported suspend to its resume, so only
+  // awake time the monotonic clock counted in between is taken out: on Linux,
+  // where it stops during sleep anyway, a report changes nothing.
+  let reportedSleepMillis = 0
+  let suspendedAt: number | undefined
+  const monotonicMillis = () => Number(clock.monotonicTimeNanosUnsafe()) / 1_000_000
+  if (config.idleClock === "awake") store.idleClock = () => (suspendedAt ?? monotonicMillis()) - reportedSleepMillis
+  const reportPower = (event: "suspend" | "resume"): Effect.Effect<void> =>
+    Effect.sync(() => {
+      if (config.idleClock !== "awake") return
+      if (event === "suspend") {
+        if (suspendedAt === undefined) suspendedAt = monotonicMillis()
+      } else if (event === "resume" && suspendedAt !== undefined) {
+        reportedSleepMillis += Math.max(0, monotonicMillis() - suspendedAt)
+        suspendedAt = undefined
+      }
+    })
+
+  // Refusals the host can see. Logged from the registry's own fibers, so a
+  // lookup that runs without one (the Promise API) is logged the same way.
+  store.onRefusedOnceValid = (entry: Entry, reason) => {
+    fork(
+      Effect.logWarning(
+        `Refused the bearer token of credential ${entry.credentialId} (thread ${
+          JSON.stringify(entry.threadId)
+        }, provider instance ${JSON.stringify(entry.providerInstanceId)}): ${reason}`
+      ).pipe(Effect.annotateLogs({
+        credentialId: entry.credentialId,
+        providerSessionId: entry.providerSessionId,
+        threadId: entry.threadId,
+        providerInstanceId: entry.providerInstanceId,
+        reason,
+        leftAs: entry.leftAs ?? reason
+      }))
+    )
+  }
+  // Tokens that were never valid are only counted: at most one summary a
+  // minute, so spraying cannot flood the log. The first refusal after a quiet
+  // spell is reported at once; the sweeper reports the tail of a spray.
+  const summarizedAt = { missing: 0, malformed: 0, unknown: 0 }
+  const summarizeNeverValid = (at: number): void => {
+    const totals = store.resolvedTotal
+    const missing = totals.missing - summarizedAt.missing
+    const malformed = totals.malformed - summarizedAt.malformed
+    const unknown = totals.unknown - summarizedAt.unknown
+    const refused = missing + malformed + unknown
+    if (refused === 0) {
+      store.neverValidDue = -Infinity
+      return
+    }
+    summarizedAt.missing = totals.missing
+    summarizedAt.malformed = totals.malformed
+    summarizedAt.unknown = totals.unknown
+    store.neverValidDue = at + neverValidSummaryMillis
+    const parts = [[unknown, "unknown"], [malformed, "malformed"], [missing, "missing"]] as const
+    fork(
+      Effect.logWarning(
+        `Refused ${counted(refused, "bearer token")} that ${refused === 1 ? "was" : "were"} never valid (${
+          parts.filter(([n]) => n > 0).map(([n, reason]) => `${n} ${reason}`).join(", ")
+        }); at most one such summary a minute`
+      ).pipe(Effect.annotateLogs({ missing, malformed, unknown }))
+    )
+  }
+  store.onRefusedNeverValid = summarizeNeverValid
+  store.neverValidDue = -Infinity
 
   const hookRunner = Hooks.makeHookRunner({ hooks: config.hooks, hookTimeoutMillis: config.hookTimeoutMillis, fork })
   const startHooks = hookRunner.start
@@ -236,7 +338,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   const withEvents = <A>(f: (now: number, events: Array<RevocationEvent>) => A): Effect.Effect<A> =>
     Effect.suspend(() => {
       const events: Array<RevocationEvent> = []
-      const result = f(clock.currentTimeMillisUnsafe(), events)
+      const result = f(now(), events)
       const hooksRunning = startHooks(events)
       return hooksRunning === undefined ? Effect.succeed(result) : Effect.as(Fiber.await(hooksRunning), result)
     })
@@ -259,7 +361,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
       // whole call is uninterruptible (it never waits), so an interrupted
       // caller cannot leave a live credential whose token nobody holds.
       const events: Array<RevocationEvent> = []
-      const issued = closed ? undefined : store.issue(checked, clock.currentTimeMillisUnsafe(), events)
+      const issued = closed ? undefined : store.issue(checked, now(), events)
       startHooks(events)
       if (issued === undefined) return Effect.interrupt
       if ("_tag" in issued) {
@@ -284,14 +386,18 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   // A plain function, so the Promise registry and the node/Web guards look a
   // token up without a fiber (see internal/syncLookup.ts); `resolve` wraps it.
   const lookup = (token: string): CredentialScope | InvalidCredential => {
-    const found = store.resolve(token, clock.currentTimeMillisUnsafe())
-    if (typeof found !== "string") return store.info(found)
+    const at = clock.currentTimeMillisUnsafe()
+    const idle = store.idleClock(at)
+    const found = store.resolve(token, at, idle)
+    if (typeof found !== "string") return store.info(found, at, idle)
     if (store.reclaimed.length !== 0) {
       startHooks(store.reclaimed)
       store.reclaimed = []
     }
     return invalid[found]
   }
+
+  const beginCall = (credentialId: string): () => void => store.beginCall(credentialId, now(), now) ?? noop
 
   // One primitive per call: `resolve` runs on every MCP request.
   const resolve = (token: string): Effect.Effect<CredentialScope, InvalidCredential> =>
@@ -338,7 +444,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     Effect.suspend(() => {
       if (typeof threadId !== "string") return Effect.succeed(0)
       const events: Array<RevocationEvent> = []
-      const touched = store.touch(threadId, clock.currentTimeMillisUnsafe(), events)
+      const touched = store.touch(threadId, now(), events)
       startHooks(events)
       return Effect.succeed(touched)
     })
@@ -350,7 +456,8 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     const budget = BigInt(sweepChunkMillis * 1_000_000)
     let reclaimed = 0
     while (true) {
-      const done = yield* withEvents((now, events) => {
+      const done = yield* withEvents((at, events) => {
+        const idle = store.idleClock(at)
         const deadline = clock.monotonicTimeNanosUnsafe() + budget
         let finished = false
         for (let examined = 0; examined < sweepChunkSize; examined++) {
@@ -365,8 +472,8 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
           }
           const entry = step.value
           if (!entry.removed) {
-            const dead = store.deadReason(entry, now)
-            if (dead !== undefined) events.push(store.remove(entry, dead, now))
+            const dead = store.deadReason(entry, at, idle)
+            if (dead !== undefined) events.push(store.remove(entry, dead, at, idle))
           }
         }
         reclaimed += events.length
@@ -375,7 +482,9 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
       if (done) break
       yield* Effect.yieldNow
     }
-    store.pruneTombstones(clock.currentTimeMillisUnsafe())
+    const at = now()
+    store.pruneTombstones(at)
+    if (at >= store.neverValidDue && store.neverValidDue !== -Infinity) summarizeNeverValid(at)
     return reclaimed
   }).pipe(Effect.withSpan("McpSessionRegistry.sweep"))
 
@@ -384,30 +493,29 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     issueScoped: (request) =>
       Effect.acquireRelease(issue(request), (credential) => revokeWith(credential.credentialId, "session-stopped")),
     resolve,
+    beginCall: (credentialId) => Effect.sync(() => beginCall(credentialId)),
     touch,
+    reportPower,
     revoke,
     revokeProviderSession,
     revokeThread,
     revokeAll: revokeEverything("revoked").pipe(Effect.withSpan("McpSessionRegistry.revokeAll")),
-    list: Effect.sync(() => store.list(clock.currentTimeMillisUnsafe())),
+    list: Effect.sync(() => store.list(now())),
     // Reads only: a dead credential is left for the sweeper or the next
     // lookup to reclaim, so no hook runs from here and the caller never waits.
     get: (credentialId) =>
       Effect.sync(() => {
         const entry = store.byCredentialId(credentialId)
-        return entry === undefined || store.deadReason(entry, clock.currentTimeMillisUnsafe()) !== undefined
+        const at = now()
+        return entry === undefined || store.deadReason(entry, at) !== undefined
           ? Option.none()
-          : Option.some(store.info(entry))
+          : Option.some(store.info(entry, at))
       }),
     onRevoke: hookRunner.register,
     sweep
   })
 
-  SyncLookup.attach(service, {
-    lookup,
-    // Calls in flight are not tracked yet: ending one is a no-op.
-    beginCall: () => noop
-  })
+  SyncLookup.attach(service, { lookup, beginCall })
 
   const registrations = Metrics.register(tallies(store, clock), yield* Effect.context<never>())
   yield* Effect.addFinalizer(() =>
@@ -416,7 +524,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
       const count = yield* revokeEverything("shutdown")
       yield* FiberSet.awaitEmpty(background)
       for (const registration of registrations) registration.remove()
-      yield* Effect.logDebug(`McpSessionRegistry shut down; ${count} live credentials revoked`)
+      yield* Effect.logDebug(`McpSessionRegistry shut down; ${counted(count, "live credential")} revoked`)
     })
   )
 

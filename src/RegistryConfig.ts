@@ -42,12 +42,34 @@ export interface Options {
   /** How many such reasons are remembered at most; the oldest go first. Default 100,000. */
   readonly maxTombstones?: number | undefined
   /**
+   * What the idle timeout counts. `"awake"` (the default): only time the
+   * machine was awake, read from the monotonic time of the registry's
+   * `Clock`, so a laptop that slept over lunch wakes with its sessions alive.
+   * `"wall"`: wall-clock time, sleep included. Lifetimes and every epoch
+   * millisecond field count wall time either way. See docs/liveness.md for
+   * what each platform's monotonic clock does during sleep.
+   */
+  readonly idleClock?: IdleClock | undefined
+  /**
+   * Whether a successful `resolve`, and a call in flight, keep the credential
+   * alive. Default `true`. With `false` only `touch` restarts the idle clock
+   * and slides the expiry: a leaked token cannot keep itself alive by being used.
+   */
+  readonly slideOnUse?: boolean | undefined
+  /**
    * Hooks that live as long as the registry itself, so they see every event up
    * to and including the `shutdown` of the last credential. Hooks registered
    * with `onRevoke` from a layer built on top of the registry are gone by then.
    */
   readonly hooks?: ReadonlyArray<RevocationHook> | undefined
 }
+
+/**
+ * What the idle timeout counts: time the machine was awake, or wall time.
+ *
+ * @since 0.1.0
+ */
+export type IdleClock = "awake" | "wall"
 
 /**
  * Options after validation, in milliseconds.
@@ -65,6 +87,8 @@ export interface Resolved {
   readonly hookTimeoutMillis: number
   readonly tombstoneRetentionMillis: number
   readonly maxTombstones: number
+  readonly idleClock: IdleClock
+  readonly slideOnUse: boolean
   readonly hooks: ReadonlyArray<RevocationHook>
 }
 
@@ -82,7 +106,9 @@ export const defaults = {
   maxCredentialsPerThread: 100,
   hookTimeout: Duration.seconds(5),
   tombstoneRetention: Duration.hours(1),
-  maxTombstones: 100_000
+  maxTombstones: 100_000,
+  idleClock: "awake",
+  slideOnUse: true
 } as const
 
 /**
@@ -185,6 +211,22 @@ export const resolve = Effect.fnUntraced(function*(options: Options = {}): Effec
       detail: `must not exceed maxLifetime (${Duration.format(Duration.millis(maxLifetimeMillis))})`
     })
   }
+  const idleClock = options.idleClock ?? defaults.idleClock
+  if (idleClock !== "awake" && idleClock !== "wall") {
+    return yield* new RegistryConfigError({
+      option: "idleClock",
+      value: show(options.idleClock),
+      detail: `must be "awake" or "wall"`
+    })
+  }
+  const slideOnUse = options.slideOnUse ?? defaults.slideOnUse
+  if (typeof slideOnUse !== "boolean") {
+    return yield* new RegistryConfigError({
+      option: "slideOnUse",
+      value: show(options.slideOnUse),
+      detail: "must be true or false"
+    })
+  }
   const hooks = options.hooks ?? []
   if (!Array.isArray(hooks) || hooks.some((hook) => typeof hook !== "function")) {
     return yield* new RegistryConfigError({ option: "hooks", value: "[...]", detail: "must be an array of functions" })
@@ -199,6 +241,8 @@ export const resolve = Effect.fnUntraced(function*(options: Options = {}): Effec
     hookTimeoutMillis,
     tombstoneRetentionMillis,
     maxTombstones,
+    idleClock,
+    slideOnUse,
     hooks
   }
 })
@@ -217,7 +261,9 @@ export const environment = {
   maxCredentialsPerThread: "MCP_SESSION_REGISTRY_MAX_CREDENTIALS_PER_THREAD",
   hookTimeout: "MCP_SESSION_REGISTRY_HOOK_TIMEOUT",
   tombstoneRetention: "MCP_SESSION_REGISTRY_TOMBSTONE_RETENTION",
-  maxTombstones: "MCP_SESSION_REGISTRY_MAX_TOMBSTONES"
+  maxTombstones: "MCP_SESSION_REGISTRY_MAX_TOMBSTONES",
+  idleClock: "MCP_SESSION_REGISTRY_IDLE_CLOCK",
+  slideOnUse: "MCP_SESSION_REGISTRY_SLIDE_ON_USE"
 } as const
 
 const optionalString = (name: string) => Config.option(Config.String(name)).pipe(Config.map(Option.getOrUndefined))
@@ -227,9 +273,21 @@ const optionalString = (name: string) => Config.option(Config.String(name)).pipe
 const count = (name: string) =>
   optionalString(name).pipe(Config.map((text) => (text === undefined ? undefined : text.trim() === "" ? NaN : Number(text))))
 
+// Only the two spellings are booleans; anything else reaches validation as
+// the text it was, so the error shows what the variable held.
+const flag = (name: string) =>
+  optionalString(name).pipe(
+    Config.map((text): boolean | string | undefined => {
+      if (text === undefined) return undefined
+      const trimmed = text.trim().toLowerCase()
+      return trimmed === "true" ? true : trimmed === "false" ? false : text
+    })
+  )
+
 /**
  * Every option but `hooks`, read from the environment variables in
- * `environment`. Durations are written like `30 minutes` or `8 hours`.
+ * `environment`. Durations are written like `30 minutes` or `8 hours`;
+ * `slideOnUse` is `true` or `false`; `idleClock` is `awake` or `wall`.
  * Unset variables keep the defaults.
  *
  * @since 0.1.0
@@ -243,7 +301,9 @@ export const config: Config.Config<Options> = Config.all({
   tombstoneRetention: optionalString(environment.tombstoneRetention),
   maxCredentials: count(environment.maxCredentials),
   maxCredentialsPerThread: count(environment.maxCredentialsPerThread),
-  maxTombstones: count(environment.maxTombstones)
+  maxTombstones: count(environment.maxTombstones),
+  idleClock: optionalString(environment.idleClock),
+  slideOnUse: flag(environment.slideOnUse)
 }).pipe(
   Config.map((read) => {
     const options: Record<string, unknown> = {}

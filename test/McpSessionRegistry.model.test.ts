@@ -108,16 +108,17 @@ const run = (ops: ReadonlyArray<Op>) =>
               const mine = inThread(threadId)
               reclaimDead(mine, now)
               const live = mine.filter((c) => c.left === undefined)
-              const target = op.replace
-                ? live.filter((c) => c.credential.providerInstanceId === providerInstanceId).at(-1)
-                : undefined
+              // A replacing issue replaces every live credential of the pair.
+              const targets = op.replace
+                ? live.filter((c) => c.credential.providerInstanceId === providerInstanceId)
+                : []
               const result = yield* Effect.result(registry.issue({ threadId, providerInstanceId, replace: op.replace }))
-              if (live.length - (target ? 1 : 0) >= perThread) {
+              if (live.length - targets.length >= perThread) {
                 assert.strictEqual(result._tag, "Failure", "issue past the thread cap")
               } else {
                 assert.strictEqual(result._tag, "Success", "issue under the thread cap")
                 if (result._tag === "Success") {
-                  if (target) target.left = "replaced"
+                  for (const target of targets) target.left = "replaced"
                   model.push({ credential: result.success, issuedAt: now, lastUsedAt: now, left: undefined })
                 }
               }

@@ -232,7 +232,10 @@ describe("McpSessionRegistry", () => {
       Effect.gen(function*() {
         // Built under a clock that stands at 5,000,000 ms; called from the
         // test's TestClock, which starts at 0 and moves.
-        const fixed = clockLike(yield* Clock.Clock, { currentTimeMillisUnsafe: () => 5_000_000 })
+        const fixed = clockLike(yield* Clock.Clock, {
+          currentTimeMillisUnsafe: () => 5_000_000,
+          monotonicTimeNanosUnsafe: () => 5_000_000_000_000n
+        })
         const registry = yield* McpSessionRegistry.make({ idleTimeout: "10 minutes" }).pipe(
           Effect.provideService(Clock.Clock, fixed)
         )
@@ -255,9 +258,11 @@ describe("McpSessionRegistry", () => {
           monotonicTimeNanos: Effect.sync(() => (ticks += 1_000_000n))
         })
         const recorded = recorder()
+        // Idle on wall time: this clock's monotonic time is only the sweeper's budget.
         const registry = yield* McpSessionRegistry.make({
           idleTimeout: "10 minutes",
           sweepInterval: "1 day",
+          idleClock: "wall",
           hooks: [recorded.hook]
         }).pipe(Effect.provideService(Clock.Clock, racing))
         const count = McpSessionRegistry.sweepChunkSize - 1

@@ -9,6 +9,7 @@ import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { RevocationEvent, RevocationHook } from "../Revocation.ts"
+import { counted } from "./plural.ts"
 
 // How many events one hook handles at once. A hook that outlives its timeout
 // once is skipped for the rest of that batch (one warning says how many), so
@@ -88,7 +89,9 @@ export const makeHookRunner = (options: {
       Effect.andThen(Effect.suspend(() =>
         skipped === 0
           ? Effect.void
-          : Effect.logWarning(`Revocation hook abandoned or skipped for ${skipped} more credentials after it timed out`)
+          : Effect.logWarning(
+            `Revocation hook abandoned or skipped for ${counted(skipped, "more credential")} after it timed out`
+          )
       ))
     )
   }

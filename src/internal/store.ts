@@ -22,12 +22,22 @@ const emptyCapabilities: ReadonlyArray<string> = Object.freeze([])
  * One live credential. A class with a fixed shape keeps V8's hidden class
  * stable and the per-credential footprint small; `expiresAt` is derived, not
  * stored, because it always equals `lastUsedAt + maxLifetime` under the cap.
+ *
+ * Two clocks: `lastUsedAt` is wall time, for the lifetimes and every reported
+ * figure; `lastUsedIdle` is the idle clock's reading at that use (awake time,
+ * or wall time again under `idleClock: "wall"`).
  */
 export class Entry {
   /** Neighbours in the thread's list, so thread-wide operations cost O(thread). */
   prev: Entry | undefined = undefined
   next: Entry | undefined = undefined
   removed = false
+  /** Calls in flight: while any is open the credential cannot go idle. */
+  inFlight = 0
+  /** Why it left, once it has: what a refusal's log line reports. */
+  leftAs: RevocationReason | undefined = undefined
+  /** Whether a refusal of its token was logged already: one line per credential. */
+  warned = false
   constructor(
     readonly key: string,
     readonly credentialId: string,
@@ -36,8 +46,19 @@ export class Entry {
     readonly providerInstanceId: string,
     readonly capabilities: ReadonlyArray<string>,
     readonly issuedAt: number,
-    public lastUsedAt: number
+    public lastUsedAt: number,
+    public lastUsedIdle: number
   ) {}
+}
+
+/** The random part of an id: base64url, so `_` can occur; never at its ends nor twice in a row. */
+const randomIdSuffix = (): string => {
+  let suffix = randomBase64Url(12)
+  // Rejection keeps the draw uniform over the allowed strings; about one draw in five is redrawn.
+  while (suffix.charCodeAt(0) === 95 || suffix.charCodeAt(suffix.length - 1) === 95 || suffix.includes("__")) {
+    suffix = randomBase64Url(12)
+  }
+  return suffix
 }
 
 /** What made `issue` refuse, before any state changed. */
@@ -50,6 +71,11 @@ const reasonCodes: ReadonlyArray<InvalidReason> = ["revoked", "idle", "expired"]
 const tombstoneReason = (reason: RevocationReason): InvalidReason =>
   reason === "idle" || reason === "expired" ? reason : "revoked"
 
+/** Reads the idle clock, given the wall time of the same instant. */
+export type IdleClockReader = (now: number) => number
+
+const wallIdleClock: IdleClockReader = (now) => now
+
 export class Store {
   // Sharded so that emptying them never rehashes a million entries at once.
   readonly byDigest = new ShardedMap<Entry>(byFirstCode)
@@ -57,15 +83,15 @@ export class Store {
   readonly threads = new ShardedMap<Entry>(byTail)
   /** A remembered key's burial number: its place in the burial queue below. */
   readonly tombstones = new ShardedMap<number>(byFirstCode)
-  // The burial queue, in burial order, which is deadline order: keys, and
-  // their packed deadlines and reasons in an array V8 stores as unboxed
+  // The burial queue, in burial order, which is deadline order: entries
+  // (their keys, and what a refusal's log line needs), and their packed deadlines and reasons in an array V8 stores as unboxed
   // doubles. A packed value in the map itself is past the small-integer range,
   // so V8 boxed each one: a heap object per remembered token, promoted by the
   // million while a sweep buries a mass expiry. Eviction and pruning take from
   // the front in O(1): the first key of a Map is only found by stepping over
   // every slot deleted before it, which made each eviction O(maxTombstones)
   // once the cap was reached.
-  private buriedKeys: Array<string> = []
+  private buriedEntries: Array<Entry> = []
   private buriedPacked: Array<number> = []
   /** The queue's oldest kept slot. */
   private buriedHead = 0
@@ -73,6 +99,26 @@ export class Store {
   private buriedBase = 0
   /** Credentials reclaimed as a side effect of a lookup, waiting for their hooks. */
   reclaimed: Array<RevocationEvent> = []
+  /** The idle clock; the wall clock itself unless the registry sets it. */
+  idleClock: IdleClockReader = wallIdleClock
+  /**
+   * Called once per credential whose token is refused after it left (or as
+   * it dies): the registry logs it. `reason` is what the caller is told.
+   */
+  onRefusedOnceValid: ((entry: Entry, reason: "revoked" | "idle" | "expired") => void) | undefined = undefined
+  /**
+   * Called when a token that was never valid is refused at or after
+   * `neverValidDue` (wall time): the registry logs a summary and sets the next
+   * due time, so a spray costs one comparison per token.
+   */
+  onRefusedNeverValid: ((now: number) => void) | undefined = undefined
+  neverValidDue = Infinity
+  // Lower bounds of the earliest deadline of any live credential, one per
+  // clock, as of the last full scan at the registry cap. Uses only push
+  // deadlines later, so until a clock passes its bound nothing can have died
+  // and a refused `issue` need not scan again.
+  private earliestExpiry = -Infinity
+  private earliestIdle = -Infinity
 
   readonly issuedTotal = { value: 0 }
   readonly resolvedTotal: Record<"ok" | InvalidReason, number> = {
@@ -103,7 +149,12 @@ export class Store {
     return Math.min(entry.lastUsedAt + this.config.maxLifetimeMillis, entry.issuedAt + this.config.absoluteLifetimeMillis)
   }
 
-  info(entry: Entry): CredentialInfo {
+  /** When the credential goes idle, in wall time at `now`; `Infinity` while a call is in flight. */
+  idleAt(entry: Entry, now: number, idle: number): number {
+    return entry.inFlight > 0 ? Infinity : now + (entry.lastUsedIdle + this.config.idleTimeoutMillis - idle)
+  }
+
+  info(entry: Entry, now: number, idle: number = this.idleClock(now)): CredentialInfo {
     const expiresAt = this.expiresAt(entry)
     return {
       credentialId: entry.credentialId,
@@ -114,7 +165,7 @@ export class Store {
       issuedAt: entry.issuedAt,
       lastUsedAt: entry.lastUsedAt,
       expiresAt,
-      idleExpiresAt: Math.min(entry.lastUsedAt + this.config.idleTimeoutMillis, expiresAt)
+      idleExpiresAt: Math.min(this.idleAt(entry, now, idle), expiresAt)
     }
   }
 
@@ -123,46 +174,68 @@ export class Store {
    * reason is the deadline it crossed first, so a credential reclaimed long
    * after it went idle still leaves as `idle`.
    */
-  deadReason(entry: Entry, now: number): "idle" | "expired" | undefined {
-    const idleAt = entry.lastUsedAt + this.config.idleTimeoutMillis
+  deadReason(entry: Entry, now: number, idle: number = this.idleClock(now)): "idle" | "expired" | undefined {
     const expiresAt = this.expiresAt(entry)
-    if (now <= idleAt && now <= expiresAt) return undefined
-    return idleAt < expiresAt ? "idle" : "expired"
+    if (entry.inFlight > 0) return now <= expiresAt ? undefined : "expired"
+    const idleLeft = entry.lastUsedIdle + this.config.idleTimeoutMillis - idle
+    if (idleLeft >= 0 && now <= expiresAt) return undefined
+    // Both deadlines in wall time, to tell which came first.
+    return now + idleLeft < expiresAt ? "idle" : "expired"
   }
 
-  /** Looks a presented token up, sliding its expiry when it is live. */
-  resolve(token: unknown, now: number): Entry | InvalidReason {
-    if (typeof token !== "string") return this.count("malformed")
+  /** A use at `now`: restarts the idle clock and slides the expiry. */
+  use(entry: Entry, now: number, idle: number): void {
+    if (now > entry.lastUsedAt) entry.lastUsedAt = now
+    if (idle > entry.lastUsedIdle) entry.lastUsedIdle = idle
+  }
+
+  /**
+   * Looks a presented token up. A live one is used (under `slideOnUse`);
+   * `idle` is the idle clock at `now`, read by the caller once per call.
+   */
+  resolve(token: unknown, now: number, idle: number = this.idleClock(now)): Entry | InvalidReason {
+    if (typeof token !== "string") return this.neverValid("malformed", now)
     // The length first, so a megabyte of input fails at once. Then one hash
     // serves twice: the checksum is the digest's first bits, and it covers
     // the prefix, so a malformed token is refused before any lookup.
-    if (token.length !== BearerToken.length) return this.count(token.length === 0 ? "missing" : "malformed")
+    if (token.length !== BearerToken.length) return this.neverValid(token.length === 0 ? "missing" : "malformed", now)
     const key = BearerToken.digest(token)
-    if (!BearerToken.checksumMatches(token, key)) return this.count("malformed")
+    if (!BearerToken.checksumMatches(token, key)) return this.neverValid("malformed", now)
     const entry = this.byDigest.get(key)
-    if (entry === undefined) return this.count(this.tombstone(key, now))
-    const dead = this.deadReason(entry, now)
+    if (entry === undefined) return this.tombstone(key, now)
+    const dead = this.deadReason(entry, now, idle)
     if (dead !== undefined) {
-      this.reclaimed.push(this.remove(entry, dead, now))
-      return this.count(dead)
+      this.reclaimed.push(this.remove(entry, dead, now, idle))
+      return this.onceValid(entry, dead)
     }
-    if (now > entry.lastUsedAt) entry.lastUsedAt = now
+    if (this.config.slideOnUse) this.use(entry, now, idle)
     this.resolvedTotal.ok++
     return entry
   }
 
-  private count(reason: InvalidReason): InvalidReason {
+  private neverValid(reason: "missing" | "malformed" | "unknown", now: number): InvalidReason {
     this.resolvedTotal[reason]++
+    if (now >= this.neverValidDue) this.onRefusedNeverValid?.(now)
+    return reason
+  }
+
+  private onceValid(entry: Entry, reason: "revoked" | "idle" | "expired"): InvalidReason {
+    this.resolvedTotal[reason]++
+    if (!entry.warned) {
+      entry.warned = true
+      this.onRefusedOnceValid?.(entry, reason)
+    }
     return reason
   }
 
   private tombstone(key: string, now: number): InvalidReason {
     const burial = this.tombstones.get(key)
-    if (burial === undefined) return "unknown"
-    const packed = this.buriedPacked[burial - this.buriedBase]!
+    if (burial === undefined) return this.neverValid("unknown", now)
+    const slot = burial - this.buriedBase
+    const packed = this.buriedPacked[slot]!
     const code = packed % 8
-    if ((packed - code) / 8 < now) return "unknown"
-    return reasonCodes[code]!
+    if ((packed - code) / 8 < now) return this.neverValid("unknown", now)
+    return this.onceValid(this.buriedEntries[slot]!, reasonCodes[code] as "revoked" | "idle" | "expired")
   }
 
   /**
@@ -181,30 +254,32 @@ export class Store {
     events: Array<RevocationEvent>
   ): { readonly entry: Entry; readonly token: string } | Refusal {
     const replace = request.replace !== false
+    const idle = this.idleClock(now)
     let live = 0
-    let target: Entry | undefined
+    // Every live credential of the pair is replaced, not only the newest: one
+    // issued beside it with `replace: false` would otherwise outlive it.
+    let targets: Array<Entry> | undefined
     for (let entry = this.threads.get(request.threadId); entry !== undefined;) {
       const next = entry.next
-      const dead = this.deadReason(entry, now)
+      const dead = this.deadReason(entry, now, idle)
       if (dead !== undefined) {
-        events.push(this.remove(entry, dead, now))
+        events.push(this.remove(entry, dead, now, idle))
       } else {
         live++
-        if (replace && target === undefined && entry.providerInstanceId === request.providerInstanceId) target = entry
+        if (replace && entry.providerInstanceId === request.providerInstanceId) (targets ??= []).push(entry)
       }
       entry = next
     }
-    const freed = target === undefined ? 0 : 1
+    const freed = targets === undefined ? 0 : targets.length
     if (live - freed >= this.config.maxCredentialsPerThread) {
       return { _tag: "RegistryFull", scope: "thread", limit: this.config.maxCredentialsPerThread }
     }
     if (this.byDigest.size - freed >= this.config.maxCredentials) {
       // Dead credentials the sweeper has not reached yet must not count
-      // against the cap: reclaim them all, an O(n) pass paid only at the cap.
-      for (const entry of this.byDigest.values()) {
-        const dead = this.deadReason(entry, now)
-        if (dead !== undefined) events.push(this.remove(entry, dead, now))
-      }
+      // against the cap: reclaim them all, an O(n) pass paid only at the cap,
+      // and only once something can have died since the last one, so a
+      // caller retrying at the cap pays O(1) per refusal.
+      if (now > this.earliestExpiry || idle > this.earliestIdle) this.reclaimAll(now, idle, events)
       if (this.byDigest.size - freed >= this.config.maxCredentials) {
         return { _tag: "RegistryFull", scope: "registry", limit: this.config.maxCredentials }
       }
@@ -215,11 +290,11 @@ export class Store {
     let minted = BearerToken.mintKeyed()
     while (this.byDigest.has(minted.key)) minted = BearerToken.mintKeyed()
     const { key, token } = minted
-    let suffix = randomBase64Url(12)
+    let suffix = randomIdSuffix()
     // Built once: the string the probe hashes is the one the index keeps.
     let credentialId = credentialIdPrefix + suffix
     while (this.byId.has(credentialId)) {
-      suffix = randomBase64Url(12)
+      suffix = randomIdSuffix()
       credentialId = credentialIdPrefix + suffix
     }
     const capabilities = request.capabilities === undefined || request.capabilities.length === 0
@@ -234,9 +309,12 @@ export class Store {
       request.providerInstanceId,
       capabilities,
       now,
-      now
+      now,
+      idle
     )
-    if (target !== undefined) events.push(this.remove(target, "replaced", now))
+    if (targets !== undefined) {
+      for (const target of targets) events.push(this.remove(target, "replaced", now, idle))
+    }
     this.byDigest.set(key, entry)
     this.byId.set(entry.credentialId, entry)
     const head = this.threads.get(entry.threadId)
@@ -246,7 +324,64 @@ export class Store {
     }
     this.threads.set(entry.threadId, entry)
     this.issuedTotal.value++
+    this.noteDeadlines(entry)
     return { entry, token }
+  }
+
+  /** Reclaims every dead credential and records the earliest deadline left. */
+  private reclaimAll(now: number, idle: number, events: Array<RevocationEvent>): void {
+    let earliestExpiry = Infinity
+    let earliestIdle = Infinity
+    for (const entry of this.byDigest.values()) {
+      const dead = this.deadReason(entry, now, idle)
+      if (dead !== undefined) {
+        events.push(this.remove(entry, dead, now, idle))
+        continue
+      }
+      const expiresAt = this.expiresAt(entry)
+      if (expiresAt < earliestExpiry) earliestExpiry = expiresAt
+      if (entry.inFlight === 0 && entry.lastUsedIdle + this.config.idleTimeoutMillis < earliestIdle) {
+        earliestIdle = entry.lastUsedIdle + this.config.idleTimeoutMillis
+      }
+    }
+    this.earliestExpiry = earliestExpiry
+    this.earliestIdle = earliestIdle
+  }
+
+  /** Keeps the bounds of the last scan true for a credential whose deadlines may now come sooner. */
+  private noteDeadlines(entry: Entry): void {
+    const expiresAt = this.expiresAt(entry)
+    if (expiresAt < this.earliestExpiry) this.earliestExpiry = expiresAt
+    if (entry.inFlight === 0 && entry.lastUsedIdle + this.config.idleTimeoutMillis < this.earliestIdle) {
+      this.earliestIdle = entry.lastUsedIdle + this.config.idleTimeoutMillis
+    }
+  }
+
+  /**
+   * Marks one call of a live credential in flight; returns the function that
+   * ends it, or `undefined` when there is nothing to mark (unknown, dead, or
+   * `slideOnUse: false`). The end is a use at that instant, unless a lifetime
+   * cap passed meanwhile: a call never revives its credential.
+   */
+  beginCall(credentialId: unknown, now: number, clockNow: () => number): (() => void) | undefined {
+    if (!this.config.slideOnUse) return undefined
+    const entry = this.byCredentialId(credentialId)
+    if (entry === undefined || this.deadReason(entry, now) !== undefined) return undefined
+    entry.inFlight++
+    let open = true
+    return () => {
+      if (!open) return
+      open = false
+      entry.inFlight--
+      if (entry.removed) return
+      const end = clockNow()
+      const idle = this.idleClock(end)
+      // The idle clock restarts either way: a call that outlived a lifetime
+      // leaves `expired`, never `idle` of the time it was in flight.
+      if (idle > entry.lastUsedIdle) entry.lastUsedIdle = idle
+      if (end <= this.expiresAt(entry) && end > entry.lastUsedAt) entry.lastUsedAt = end
+      this.noteDeadlines(entry)
+    }
   }
 
   /** The live or not-yet-reclaimed credential with this id. */
@@ -278,14 +413,15 @@ export class Store {
 
   /** Uses every live credential of a thread; reclaims its dead ones. */
   touch(threadId: string, now: number, events: Array<RevocationEvent>): number {
+    const idle = this.idleClock(now)
     let touched = 0
     for (let entry = this.threads.get(threadId); entry !== undefined;) {
       const next = entry.next
-      const dead = this.deadReason(entry, now)
+      const dead = this.deadReason(entry, now, idle)
       if (dead !== undefined) {
-        events.push(this.remove(entry, dead, now))
+        events.push(this.remove(entry, dead, now, idle))
       } else {
-        if (now > entry.lastUsedAt) entry.lastUsedAt = now
+        this.use(entry, now, idle)
         touched++
       }
       entry = next
@@ -305,16 +441,18 @@ export class Store {
   }
 
   list(now: number): Array<CredentialInfo> {
+    const idle = this.idleClock(now)
     const out: Array<CredentialInfo> = []
     for (const entry of this.byDigest.values()) {
-      if (this.deadReason(entry, now) === undefined) out.push(this.info(entry))
+      if (this.deadReason(entry, now, idle) === undefined) out.push(this.info(entry, now, idle))
     }
     return out
   }
 
   /** Takes a credential out of every index and leaves a tombstone. */
-  remove(entry: Entry, reason: RevocationReason, now: number): RevocationEvent {
+  remove(entry: Entry, reason: RevocationReason, now: number, idle: number = this.idleClock(now)): RevocationEvent {
     entry.removed = true
+    entry.leftAs = reason
     this.byDigest.delete(entry.key)
     this.byId.delete(entry.credentialId)
     if (entry.prev !== undefined) {
@@ -328,25 +466,25 @@ export class Store {
     entry.prev = undefined
     entry.next = undefined
     this.revokedTotal[reason]++
-    this.bury(entry.key, tombstoneReason(reason), now)
-    return { credential: this.info(entry), reason }
+    this.bury(entry, tombstoneReason(reason), now)
+    return { credential: this.info(entry, now, idle), reason }
   }
 
-  private bury(key: string, reason: InvalidReason, now: number): void {
+  private bury(entry: Entry, reason: InvalidReason, now: number): void {
     if (this.tombstones.size >= this.config.maxTombstones) {
-      while (this.buriedHead < this.buriedKeys.length && !this.forgetOldest()) {
+      while (this.buriedHead < this.buriedEntries.length && !this.forgetOldest()) {
         // A slot whose key was already forgotten: try the next oldest.
       }
     }
-    this.tombstones.set(key, this.buriedBase + this.buriedKeys.length)
-    this.buriedKeys.push(key)
+    this.tombstones.set(entry.key, this.buriedBase + this.buriedEntries.length)
+    this.buriedEntries.push(entry)
     this.buriedPacked.push((now + this.config.tombstoneRetentionMillis) * 8 + reasonCodes.indexOf(reason))
     this.compactBuried()
   }
 
   /** Forgets tombstones past their retention: O(expired), oldest first. */
   pruneTombstones(now: number): void {
-    while (this.buriedHead < this.buriedKeys.length) {
+    while (this.buriedHead < this.buriedEntries.length) {
       const packed = this.buriedPacked[this.buriedHead]!
       if ((packed - (packed % 8)) / 8 >= now) break
       this.forgetOldest()
@@ -356,7 +494,7 @@ export class Store {
 
   /** Takes the oldest slot off the queue; whether it still held a tombstone. */
   private forgetOldest(): boolean {
-    const key = this.buriedKeys[this.buriedHead]!
+    const key = this.buriedEntries[this.buriedHead]!.key
     const burial = this.buriedBase + this.buriedHead++
     // Only the tombstone this slot made: a key buried again since holds a later one.
     return this.tombstones.get(key) === burial && this.tombstones.delete(key)
@@ -364,8 +502,8 @@ export class Store {
 
   // Drops the consumed front of the queue once it is most of it: amortized O(1).
   private compactBuried(): void {
-    if (this.buriedHead >= 1024 && this.buriedHead * 2 >= this.buriedKeys.length) {
-      this.buriedKeys = this.buriedKeys.slice(this.buriedHead)
+    if (this.buriedHead >= 1024 && this.buriedHead * 2 >= this.buriedEntries.length) {
+      this.buriedEntries = this.buriedEntries.slice(this.buriedHead)
       this.buriedPacked = this.buriedPacked.slice(this.buriedHead)
       this.buriedBase += this.buriedHead
       this.buriedHead = 0

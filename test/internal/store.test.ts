@@ -55,3 +55,55 @@ describe("Store tombstones", () => {
     )
   })
 })
+
+describe("Store at maxCredentials", () => {
+  it("rescans for dead credentials only once something can have died since the last scan", () => {
+    const count = 2_000
+    const { issued, store } = filled(count, { idleTimeout: "10 minutes", maxLifetime: "1 hour" })
+    let examined = 0
+    const deadReason = store.deadReason.bind(store)
+    store.deadReason = (entry, now, idle) => {
+      examined++
+      return deadReason(entry, now, idle)
+    }
+    const refusedAt = (now: number, attempts: number) => {
+      for (let i = 0; i < attempts; i++) {
+        const result = store.issue({ threadId: `new-${i}`, providerInstanceId: "p" }, now, [])
+        assert.isTrue("_tag" in result, "issued past the cap")
+      }
+    }
+    // The first refusal scans every credential; the next thousand scan nothing.
+    refusedAt(1, 1)
+    assert.strictEqual(examined, count)
+    refusedAt(2, 1_000)
+    assert.strictEqual(examined, count)
+    // Uses push every deadline later: still nothing can have died.
+    store.resolve(issued[0]!.token, 60_000)
+    store.touch("t1", 60_000, [])
+    refusedAt(9 * 60_000, 1_000)
+    assert.strictEqual(examined, count + 2)
+
+    // Past the earliest idle deadline a scan runs again, and frees the dead.
+    const events: Array<RevocationEvent> = []
+    const result = store.issue({ threadId: "after", providerInstanceId: "p" }, 10 * 60_000 + 1, events)
+    assert.isFalse("_tag" in result)
+    assert.strictEqual(events.length, count - 2)
+    assert.isTrue(events.every((event) => event.reason === "idle"))
+  })
+
+  it("a call that ends counts: its new idle deadline can come before the last scan's earliest", () => {
+    const { issued, store } = filled(2, { idleTimeout: "10 minutes", maxLifetime: "1 hour" })
+    const [a, b] = issued
+    let now = 0
+    const endA = store.beginCall(a!.entry.credentialId, now, () => now)!
+    const endB = store.beginCall(b!.entry.credentialId, now, () => now)!
+    // Both in flight: nothing can go idle, so the earliest deadline is the lifetime.
+    assert.isTrue("_tag" in store.issue({ threadId: "x", providerInstanceId: "p" }, 1, []))
+    now = 5 * 60_000
+    endA()
+    endB()
+    const events: Array<RevocationEvent> = []
+    assert.isFalse("_tag" in store.issue({ threadId: "x", providerInstanceId: "p" }, 15 * 60_000 + 1, events))
+    assert.strictEqual(events.length, 2)
+  })
+})
