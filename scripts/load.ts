@@ -13,10 +13,14 @@
  * - 20% garbage (random text, tokens one character off, well-formed
  *   strangers): 401.
  *
- * It reports requests, statuses, p50/p99/max latency and the server's heap
- * (after a full GC) at start and end, and exits non-zero on any unexpected
- * status, any 5xx, or a heap that grew by more than 25%. Tokens go to the
- * worker in memory, never through argv, the environment or a file.
+ * Every few seconds it prints a progress line to stderr. At the end it prints
+ * the report as JSON on stdout (requests, statuses, p50/p99/max latency, the
+ * server's heap after a full GC at start and end) and a one-line verdict on
+ * stderr, and exits non-zero on any unexpected status, any 5xx, or a heap
+ * that grew by more than 25%. Tokens go to the worker in memory, never
+ * through argv, the environment or a file.
+ *
+ * `npm run load -- --help` lists the flags; each has an environment variable.
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
@@ -26,8 +30,54 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 import { pool, type RawRequest } from "../test/hardening/rawClient.ts"
 import { BearerToken, McpBearerAuth, McpSessionRegistry } from "../src/index.ts"
 
-const seconds = Number(process.env["LOAD_SECONDS"] ?? 60)
-const connections = Number(process.env["LOAD_CONNECTIONS"] ?? 32)
+const usage = `npm run load -- [flags]: the guard under load on 127.0.0.1 (not part of npm test).
+
+  --seconds=60            how long the load runs (LOAD_SECONDS)
+  --connections=32        keep-alive connections (LOAD_CONNECTIONS)
+  --progress-seconds=5    how often a progress line is printed (LOAD_PROGRESS_SECONDS)
+  --help                  print this and exit
+`
+
+/** A positive number from `--name=value`, else the environment variable, else `fallback`. */
+const option = (name: string, variable: string, fallback: number): number => {
+  const flag = process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))
+  const text = flag?.slice(name.length + 3) ?? process.env[variable]
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (!Number.isFinite(value) || value <= 0) {
+    console.error(`--${name} (${variable}) must be a positive number, not ${JSON.stringify(text)}`)
+    process.exit(2)
+  }
+  return value
+}
+
+if (isMainThread) {
+  const known = /^--(seconds|connections|progress-seconds)=|^--help$/
+  const unknown = process.argv.slice(2).find((arg) => !known.test(arg))
+  if (unknown !== undefined) {
+    console.error(`unknown argument ${JSON.stringify(unknown)}\n\n${usage}`)
+    process.exit(2)
+  }
+  if (process.argv.includes("--help")) {
+    console.log(usage)
+    process.exit(0)
+  }
+}
+
+/** The settings, read once by the server thread and handed to the worker with its port. */
+interface Settings {
+  readonly port: number
+  readonly seconds: number
+  readonly connections: number
+  readonly progressSeconds: number
+}
+const { connections, progressSeconds, seconds } = isMainThread
+  ? {
+    seconds: option("seconds", "LOAD_SECONDS", 60),
+    connections: Math.floor(option("connections", "LOAD_CONNECTIONS", 32)),
+    progressSeconds: option("progress-seconds", "LOAD_PROGRESS_SECONDS", 5)
+  }
+  : (workerData as Settings)
 const stableThreads = 450
 const perStableThread = 20
 const churnThreads = 100
@@ -36,6 +86,16 @@ const revokedCount = 2_000
 
 type Kind = "stable" | "churn" | "revoked" | "garbage"
 type FromServer = { readonly type: "tokens"; readonly kind: Kind; readonly threadId?: string; readonly tokens: Array<string> }
+/** What the worker tells the server thread: a progress tick, then the report. */
+type FromClient =
+  | {
+    readonly type: "progress"
+    readonly elapsedSeconds: number
+    readonly requests: number
+    readonly unexpected: number
+    readonly fiveXx: number
+  }
+  | ({ readonly type: "report" } & Report)
 interface Report {
   readonly requests: number
   readonly statuses: Record<string, number>
@@ -108,12 +168,20 @@ const client = async (port: number): Promise<void> => {
       if (!expected.includes(status) && unexpected.length < 20) unexpected.push(`${kind} got ${status}`)
     }
   }
+  const progress = setInterval(() => {
+    const fiveXx = Object.entries(statuses).filter(([status]) => Number(status) >= 500).reduce((n, [, c]) => n + c, 0)
+    const elapsedSeconds = seconds - (deadline - performance.now()) / 1000
+    const tick: FromClient = { type: "progress", elapsedSeconds, requests: latencies.length, unexpected: unexpected.length, fiveXx }
+    parentPort!.postMessage(tick)
+  }, progressSeconds * 1000)
   const pools = Array.from({ length: connections }, () => pool(port, 1))
   await Promise.all(pools.map(one))
+  clearInterval(progress)
   pools.forEach((p) => p.close())
   latencies.sort((a, b) => a - b)
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! * 1000) / 1000
-  const report: Report = {
+  const report: FromClient = {
+    type: "report",
     requests: latencies.length,
     statuses,
     unexpected,
@@ -150,7 +218,8 @@ const server = Effect.gen(function*() {
   const registry = Context.get(context, McpSessionRegistry.McpSessionRegistry)
   const address = Context.get(context, HttpServer.HttpServer).address
   const port = address._tag === "UnixPathAddress" ? 0 : address.port
-  const worker = new Worker(new URL(import.meta.url), { workerData: { port } })
+  const settings: Settings = { port, seconds, connections, progressSeconds }
+  const worker = new Worker(new URL(import.meta.url), { workerData: settings })
   const send = (message: FromServer) => worker.postMessage(message)
 
   const tokenOf = (credential: { readonly token: Redacted.Redacted<string> }) => Redacted.value(credential.token)
@@ -192,7 +261,15 @@ const server = Effect.gen(function*() {
   })
   const report = yield* Effect.raceFirst(
     Effect.callback<Report>((resume) => {
-      worker.once("message", (message: Report) => resume(Effect.succeed(message)))
+      worker.on("message", (message: FromClient) => {
+        if (message.type === "report") return resume(Effect.succeed(message))
+        const elapsed = message.elapsedSeconds
+        console.error(
+          `load: ${elapsed.toFixed(0)} of ${seconds} s, ${message.requests.toLocaleString("en-US")} requests ` +
+            `(${Math.round(message.requests / elapsed).toLocaleString("en-US")}/s), ` +
+            `${message.unexpected} unexpected, ${message.fiveXx} 5xx, ${churned.toLocaleString("en-US")} credentials churned`
+        )
+      })
       worker.once("error", (error) => resume(Effect.die(error)))
     }),
     Effect.andThen(churn, Effect.never)
@@ -227,10 +304,11 @@ const server = Effect.gen(function*() {
     fiveXx > 0 && "5xx responses",
     grew > 0.25 && "heap grew by more than 25%"
   ].filter(Boolean)
-  if (failures.length > 0) {
-    console.error(`FAIL: ${failures.join(", ")}`)
-    process.exitCode = 1
-  }
+  const summary = `${report.requests.toLocaleString("en-US")} requests in ${seconds} s ` +
+    `(${Math.round(report.requests / seconds).toLocaleString("en-US")}/s), ${report.unexpected.length} unexpected, ` +
+    `${fiveXx} 5xx, p99 ${report.latencies.p99} ms, heap ${grew >= 0 ? "+" : ""}${(grew * 100).toFixed(1)}%`
+  console.error(failures.length > 0 ? `FAIL: ${failures.join(", ")}; ${summary}` : `PASS: ${summary}`)
+  if (failures.length > 0) process.exitCode = 1
 })
 
 if (isMainThread) {
@@ -239,7 +317,7 @@ if (isMainThread) {
     process.exitCode = 1
   })
 } else {
-  client((workerData as { readonly port: number }).port).catch((error) => {
+  client((workerData as Settings).port).catch((error) => {
     console.error(error)
     process.exit(1)
   })
