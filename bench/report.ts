@@ -218,22 +218,25 @@ export const render = (results: Results): string => {
       }
       lines.push("")
     }
-    lines.push(
-      "| `resolve` without a fiber, live credentials, draw | Promise registry ops/s | sync check ops/s | floor ops/s | Promise registry/floor | sync check/floor |",
-      "| ---: | ---: | ---: | ---: | ---: | ---: |"
-    )
-    for (const r of results.resolve) {
-      for (const draw of ["active", "uniform"] as const) {
-        const o = r[draw].opsPerSecond
-        const q = r[draw].ratios
-        lines.push(
-          `| ${size(r.size)}, ${draw} | ${fmt(o.promiseRegistry)} | ${fmt(o.syncCheck)} | ${fmt(o.floor)} | ${
-            ratio(q.promiseRegistryToFloor)
-          } | ${ratio(q.syncCheckToFloor)} |`
-        )
+    // A results file from before this family has no such figures: leave the table out.
+    if (results.resolve.some((r) => r.active.opsPerSecond.promiseRegistry !== undefined)) {
+      lines.push(
+        "| `resolve` without a fiber, live credentials, draw | Promise registry ops/s | sync check ops/s | floor ops/s | Promise registry/floor | sync check/floor |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |"
+      )
+      for (const r of results.resolve) {
+        for (const draw of ["active", "uniform"] as const) {
+          const o = r[draw].opsPerSecond
+          const q = r[draw].ratios
+          lines.push(
+            `| ${size(r.size)}, ${draw} | ${fmt(o.promiseRegistry)} | ${fmt(o.syncCheck)} | ${fmt(o.floor)} | ${
+              ratio(q.promiseRegistryToFloor)
+            } | ${ratio(q.syncCheckToFloor)} |`
+          )
+        }
       }
+      lines.push("")
     }
-    lines.push("")
   }
   const rows: Array<[string, string]> = []
   if (results.issue !== undefined) {
