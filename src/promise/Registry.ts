@@ -18,6 +18,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
+import * as Redis from "effect/persistence/Redis"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type { CredentialInfo, CredentialScope, IssuedCredential } from "../Credential.ts"
@@ -124,11 +125,13 @@ const rejectionOf = (cause: Cause.Cause<unknown>, operation: string): unknown =>
  * @since 0.1.0
  */
 export const createRegistry = async (options?: Options): Promise<Registry> => {
-  const runtime = ManagedRuntime.make(layerOf(options))
+  const runtime = ManagedRuntime.make(await layerOf(options))
   const built = await Effect.runPromiseExit(runtime.contextEffect)
   if (Exit.isFailure(built)) {
     await runtime.dispose()
-    throw rejectionOf(built.cause, "createRegistry")
+    const error = rejectionOf(built.cause, "createRegistry")
+    // A Promise host meets one error for a store it cannot reach, wherever.
+    throw error instanceof Redis.RedisError ? new StoreUnavailable({ reason: "unreachable", operation: "createRegistry" }) : error
   }
   const service = Context.get(built.value, McpSessionRegistry)
   const sync = syncLookup(service)

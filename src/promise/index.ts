@@ -116,6 +116,20 @@ export {
 } from "./options.ts"
 export {
   /**
+   * The part of a node-redis client the Redis store uses.
+   *
+   * @since 0.1.0
+   */
+  type RedisClient,
+  /**
+   * The Redis store and its options.
+   *
+   * @since 0.1.0
+   */
+  type RedisStore
+} from "./redisStore.ts"
+export {
+  /**
    * Builds a registry.
    *
    * @since 0.1.0

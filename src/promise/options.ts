@@ -6,9 +6,11 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Redis from "effect/persistence/Redis"
 import * as McpSessionRegistry from "../McpSessionRegistry.ts"
 import * as RegistryConfig from "../RegistryConfig.ts"
 import type { RevocationEvent, RevocationHook } from "../Revocation.ts"
+import { layerOf as redisLayerOf, type RedisStore } from "./redisStore.ts"
 
 /**
  * Runs once for every credential that leaves the registry while it is
@@ -32,17 +34,21 @@ export interface Options extends Omit<RegistryConfig.Options, "hooks"> {
    * of every credential still live at `close()`.
    */
   readonly hooks?: ReadonlyArray<Hook> | undefined
-  /** Where credentials live: `"memory"` (the default) for one process. */
+  /**
+   * Where credentials live: `"memory"` (the default) for one process, or
+   * Redis for several replicas sharing one registry.
+   */
   readonly store?: StoreOption | undefined
 }
 
 /**
  * The store choice. `"memory"`: this process only, the fastest, and the only
- * store with a lookup that needs no round trip.
+ * store with a lookup that needs no round trip. A `RedisStore`: the state in
+ * Redis (or Valkey), shared by every registry on the same `keyPrefix`.
  *
  * @since 0.1.0
  */
-export type StoreOption = "memory"
+export type StoreOption = "memory" | RedisStore
 
 // A hook outside Effect returns nothing or a promise; the registry runs
 // Effects, so each is wrapped once here. A throw becomes a defect of the
@@ -67,13 +73,18 @@ const asRevocationHook = (hook: Hook): RevocationHook => (event) =>
 export const toRevocationHook = (hook: Hook): RevocationHook =>
   typeof hook === "function" ? asRevocationHook(hook) : hook
 
-const showStore = (store: unknown): string => {
-  try {
-    return typeof store === "string" ? JSON.stringify(store) : JSON.stringify(store) ?? String(store)
-  } catch {
-    return String(store)
-  }
-}
+/** A registry layer that fails with `error` when built. */
+const refused = (error: RegistryConfig.RegistryConfigError) =>
+  Layer.effect(McpSessionRegistry.McpSessionRegistry, Effect.fail(error))
+
+// Names what was given without printing it: a mistyped store object may hold
+// a Redis URL with its password.
+const showStore = (store: unknown): string =>
+  typeof store === "string"
+    ? JSON.stringify(store)
+    : store !== null && typeof store === "object"
+    ? `{ ${Object.keys(store).join(", ")} }`
+    : String(store)
 
 /**
  * The registry layer the options describe. Bad options fail it with a
@@ -81,14 +92,13 @@ const showStore = (store: unknown): string => {
  *
  * @internal
  */
-export const layerOf = (
+export const layerOf = async (
   options: Options | undefined
-): Layer.Layer<McpSessionRegistry.McpSessionRegistry, RegistryConfig.RegistryConfigError> => {
+): Promise<Layer.Layer<McpSessionRegistry.McpSessionRegistry, RegistryConfig.RegistryConfigError | Redis.RedisError>> => {
   if (options === undefined) return McpSessionRegistry.layer()
   if (options === null || typeof options !== "object") {
-    return Layer.effect(
-      McpSessionRegistry.McpSessionRegistry,
-      Effect.fail(new RegistryConfig.RegistryConfigError({ option: "options", value: showStore(options), detail: "must be an object" }))
+    return refused(
+      new RegistryConfig.RegistryConfigError({ option: "options", value: showStore(options), detail: "must be an object" })
     )
   }
   const { hooks, store, ...common } = options
@@ -97,8 +107,12 @@ export const layerOf = (
     ...(hooks === undefined ? {} : { hooks: Array.isArray(hooks) ? hooks.map(toRevocationHook) : hooks as never })
   }
   if (store === undefined || store === "memory") return McpSessionRegistry.layer(registryOptions)
-  return Layer.effect(
-    McpSessionRegistry.McpSessionRegistry,
-    Effect.fail(new RegistryConfig.RegistryConfigError({ option: "store", value: showStore(store), detail: `must be "memory"` }))
+  if (store !== null && typeof store === "object" && "redis" in store) return redisLayerOf(store, registryOptions)
+  return refused(
+    new RegistryConfig.RegistryConfigError({
+      option: "store",
+      value: showStore(store),
+      detail: `must be "memory" or { redis: { url } | { client } }`
+    })
   )
 }

@@ -131,7 +131,7 @@ describe("createRegistry", () => {
       [{ maxCredentials: 0 }, "maxCredentials"],
       [{ hooks: ["not a function"] }, "hooks"],
       [{ store: "disk" }, "store"],
-      [{ store: { redis: 1 } }, "store"],
+      [{ store: { redis: 1 } }, "store.redis"],
       ["fast", "options"]
     ]
     for (const [options, option] of cases) {
