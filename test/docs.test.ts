@@ -6,7 +6,9 @@
  * examples/), so a block in the docs is code that compiles and runs today.
  *
  * An example that cannot run alone (the demo's child process, which its
- * parent drives) starts with the line `// example: not-run`.
+ * parent drives) starts with the line `// example: not-run`. Each example
+ * gets a throwaway redis-server of its own, as `REDIS_URL`, so the Redis
+ * examples run like the rest and none can see another's keys.
  */
 import { spawn } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
@@ -17,6 +19,7 @@ import * as BenchDocs from "../bench/docs.ts"
 import type { Results } from "../bench/report.ts"
 import { BearerToken } from "../src/index.ts"
 import { check, codeBlocks } from "./support/docBlocks.ts"
+import { startRedisServer } from "./support/redis.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const posix = (path: string) => path.split("\\").join("/")
@@ -172,11 +175,17 @@ describe("examples", () => {
     assert.include(runnable, "examples/quickstart.ts")
   })
 
-  const env: NodeJS.ProcessEnv = { ...process.env }
   const timeout = exampleTimeoutMillis * (Math.ceil(runnable.length / concurrency) + 1)
 
   it.concurrent.each(runnable)("%s runs and exits 0 by itself", async (path) => {
-    const run = await withSlot(() => runExample(path, env))
+    const run = await withSlot(async () => {
+      const redis = await startRedisServer()
+      try {
+        return await runExample(path, { ...process.env, REDIS_URL: redis.url })
+      } finally {
+        await redis.stop()
+      }
+    })
     const where = `${relative(root, join(root, path))}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`
     assert.isFalse(run.timedOut, `still running after ${exampleTimeoutMillis / 1000} s: ${where}`)
     assert.strictEqual(run.code, 0, `exit ${run.code ?? run.signal}: ${where}`)
