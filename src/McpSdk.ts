@@ -43,6 +43,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as ManagedRuntime from "effect/ManagedRuntime"
 import type { CredentialScope } from "./Credential.ts"
+import * as GuardAuthInfo from "./guard/authInfo.ts"
 import { McpSessionRegistry } from "./McpSessionRegistry.ts"
 
 /**
@@ -64,14 +65,7 @@ export interface VerifierOptions {
  *
  * @since 0.1.0
  */
-export interface AuthInfoExtra {
-  readonly credentialId: string
-  readonly threadId: string
-  readonly providerSessionId: string
-  readonly providerInstanceId: string
-  /** Epoch milliseconds: when the credential dies unless used again. */
-  readonly idleExpiresAt: number
-}
+export type AuthInfoExtra = GuardAuthInfo.AuthInfoExtra
 
 /**
  * The `error_description` of a refusal that is not about the token itself
@@ -102,25 +96,8 @@ export const storeUnavailableDescription = "the credential store is unavailable;
  *
  * @since 0.1.0
  */
-export const toAuthInfo = (scope: CredentialScope, token: string, options?: VerifierOptions): AuthInfo => {
-  const extra: AuthInfoExtra = {
-    credentialId: scope.credentialId,
-    threadId: scope.threadId,
-    providerSessionId: scope.providerSessionId,
-    providerInstanceId: scope.providerInstanceId,
-    idleExpiresAt: scope.idleExpiresAt
-  }
-  const info: AuthInfo = {
-    token: "",
-    clientId: scope.providerInstanceId,
-    scopes: [...scope.capabilities],
-    expiresAt: Math.floor(scope.expiresAt / 1000),
-    ...(options?.resource === undefined ? {} : { resource: options.resource }),
-    extra: { ...extra }
-  }
-  Object.defineProperty(info, "token", { value: token, enumerable: false, writable: false })
-  return info
-}
+export const toAuthInfo = (scope: CredentialScope, token: string, options?: VerifierOptions): AuthInfo =>
+  GuardAuthInfo.toAuthInfo(scope, token, options?.resource)
 
 /**
  * Who is calling, from the `AuthInfo` a tool handler receives as
@@ -136,12 +113,7 @@ export const toAuthInfo = (scope: CredentialScope, token: string, options?: Veri
  *
  * @since 0.1.0
  */
-export const caller = (authInfo: AuthInfo | undefined): AuthInfoExtra | undefined => {
-  const extra = authInfo?.extra
-  return extra !== undefined && typeof extra["credentialId"] === "string" && typeof extra["threadId"] === "string"
-    ? extra as unknown as AuthInfoExtra
-    : undefined
-}
+export const caller = (authInfo: AuthInfo | undefined): AuthInfoExtra | undefined => GuardAuthInfo.caller(authInfo)
 
 type Outcome = AuthInfo | InvalidTokenError | TemporarilyUnavailableError
 

@@ -1,0 +1,82 @@
+/**
+ * The caller as the official MCP SDK carries it: its `AuthInfo`, which the
+ * SDK's transports hand to tool handlers as `extra.authInfo`. Built here
+ * without importing the SDK, so the node and Web guards work in hosts that
+ * do not use it.
+ *
+ * @since 0.1.0
+ */
+import type { CredentialScope } from "../Credential.ts"
+
+/**
+ * The SDK's `AuthInfo` (`@modelcontextprotocol/sdk/server/auth/types.js`),
+ * field for field.
+ *
+ * @since 0.1.0
+ */
+export interface AuthInfo {
+  token: string
+  clientId: string
+  scopes: Array<string>
+  expiresAt?: number
+  resource?: URL
+  extra?: Record<string, unknown>
+}
+
+/**
+ * What `AuthInfo.extra` holds for a credential of this registry.
+ *
+ * @since 0.1.0
+ */
+export interface AuthInfoExtra {
+  readonly credentialId: string
+  readonly threadId: string
+  readonly providerSessionId: string
+  readonly providerInstanceId: string
+  /** Epoch milliseconds: when the credential dies unless used again. */
+  readonly idleExpiresAt: number
+}
+
+/**
+ * Maps a resolved credential to the SDK's `AuthInfo`.
+ *
+ * `clientId` is the provider instance, `scopes` are the capabilities, and
+ * `expiresAt` is the credential's (sliding) expiry in epoch seconds, rounded
+ * down. The SDK requires the `token` field; it is kept non-enumerable so that
+ * logging or serializing the `AuthInfo` does not print it.
+ *
+ * @since 0.1.0
+ */
+export const toAuthInfo = (scope: CredentialScope, token: string, resource?: URL | undefined): AuthInfo => {
+  const extra: AuthInfoExtra = {
+    credentialId: scope.credentialId,
+    threadId: scope.threadId,
+    providerSessionId: scope.providerSessionId,
+    providerInstanceId: scope.providerInstanceId,
+    idleExpiresAt: scope.idleExpiresAt
+  }
+  const info: AuthInfo = {
+    token: "",
+    clientId: scope.providerInstanceId,
+    scopes: scope.capabilities.slice(),
+    expiresAt: Math.floor(scope.expiresAt / 1000),
+    extra: extra as unknown as Record<string, unknown>
+  }
+  if (resource !== undefined) info.resource = resource
+  Object.defineProperty(info, "token", { value: token, enumerable: false, writable: false })
+  return info
+}
+
+/**
+ * Who is calling, from an `AuthInfo` (a tool handler's `extra.authInfo`, or
+ * `req.auth` behind the node guard); `undefined` when the request was not
+ * authenticated by this library.
+ *
+ * @since 0.1.0
+ */
+export const caller = (authInfo: { readonly extra?: Record<string, unknown> | undefined } | undefined): AuthInfoExtra | undefined => {
+  const extra = authInfo?.extra
+  return extra !== undefined && typeof extra["credentialId"] === "string" && typeof extra["threadId"] === "string"
+    ? extra as unknown as AuthInfoExtra
+    : undefined
+}

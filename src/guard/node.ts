@@ -1,0 +1,151 @@
+/**
+ * The guard as `node:http` / Express / Connect middleware:
+ * `(req, res, next)`. It answers every refusal itself, by the rules every
+ * guard of this package shares (`rules.ts`), and lets an authenticated
+ * request through with its caller on `req.auth`, in the official MCP SDK's
+ * `AuthInfo` shape: the SDK's `StreamableHTTPServerTransport` reads
+ * `req.auth` and hands it to tool handlers as `extra.authInfo`, where
+ * `caller(extra.authInfo)` names the credential, thread and provider session.
+ *
+ * The call counts as in flight from the lookup until the response closes
+ * (`res` "close": sent in full, or the connection gone), so a credential never
+ * goes idle under a long-running tool call.
+ *
+ * With no `allowedHosts` or `allowedOrigins`, the defaults are the loopback
+ * names at the port each request arrived on (`req.socket.localPort`).
+ *
+ * @since 0.1.0
+ */
+import type { IncomingMessage, ServerResponse } from "node:http"
+import type { CredentialScope } from "../Credential.ts"
+import { type AuthInfo, toAuthInfo } from "./authInfo.ts"
+import type { GuardRegistry, Lookup } from "./registry.ts"
+import * as Rules from "./rules.ts"
+
+/**
+ * What the node guard can be told: the rules' options, and two of its own.
+ *
+ * @since 0.1.0
+ */
+export interface Options extends Rules.Options {
+  /** The RFC 8707 resource identifier of this server, reported as `AuthInfo.resource`. */
+  readonly resource?: URL | undefined
+  /**
+   * Where a lookup that threw or rejected (a defect, refused with 401
+   * `unverifiable`) is reported. Never given the token. Default `console.error`.
+   */
+  readonly onError?: ((error: unknown) => void) | undefined
+}
+
+/**
+ * A request the guard let through: `auth` is its caller.
+ *
+ * @since 0.1.0
+ */
+export interface GuardedRequest extends IncomingMessage {
+  auth?: AuthInfo | undefined
+}
+
+/**
+ * The middleware. `next()` runs only for an authenticated request; a refusal
+ * is answered and `next` is not called.
+ *
+ * @since 0.1.0
+ */
+export type Middleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void
+
+const compileOrThrow = (options: Rules.Options | undefined, port: number | undefined): Rules.Rules => {
+  const rules = Rules.compile(options, port)
+  if (rules instanceof Rules.GuardConfigError) throw rules
+  return rules
+}
+
+const isPromiseLike = (value: unknown): value is PromiseLike<Lookup> =>
+  typeof (value as { then?: unknown } | null)?.then === "function"
+
+const refuse = (res: ServerResponse, refusal: Rules.Refusal): void => {
+  res.writeHead(refusal.status, refusal.headers)
+  res.end(refusal.text)
+}
+
+const defaultOnError = (error: unknown) => {
+  console.error("mcp-session-registry guard: the registry lookup failed; refused with 401", error)
+}
+
+/**
+ * Builds the middleware over a registry (`createRegistry()` from
+ * `mcp-session-registry/promise`, or `fromService` over an Effect one).
+ * Throws `GuardConfigError` for options that cannot work.
+ *
+ * ```ts
+ * const registry = await createRegistry()
+ * app.use("/mcp", nodeGuard(registry))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const nodeGuard = (registry: GuardRegistry, options?: Options): Middleware => {
+  const fixed = compileOrThrow(options, undefined)
+  const perPort = options?.allowedHosts === undefined || options.allowedOrigins === undefined
+  const byPort = new Map<number, Rules.Rules>()
+  let lastPort: number | undefined
+  let lastRules = fixed
+  // The defaults depend on the port a request arrived on; a server has few,
+  // so their rules are compiled once each.
+  const rulesFor = (req: IncomingMessage): Rules.Rules => {
+    if (!perPort) return fixed
+    const port = req.socket.localPort
+    if (port === lastPort) return lastRules
+    if (port === undefined) return fixed
+    let rules = byPort.get(port)
+    if (rules === undefined) byPort.set(port, rules = compileOrThrow(options, port))
+    lastPort = port
+    lastRules = rules
+    return rules
+  }
+  const resource = options?.resource
+  const onError = options?.onError ?? defaultOnError
+
+  const admit = (
+    rules: Rules.Rules,
+    token: string,
+    outcome: Lookup,
+    req: GuardedRequest,
+    res: ServerResponse,
+    next: (error?: unknown) => void
+  ): void => {
+    const judged = rules.judge(outcome)
+    if (judged !== outcome) return refuse(res, judged as Rules.Refusal)
+    const scope = judged as CredentialScope
+    req.auth = toAuthInfo(scope, token, resource)
+    res.on("close", registry.beginCall(scope.credentialId))
+    next()
+  }
+
+  const fail = (rules: Rules.Rules, res: ServerResponse, error: unknown): void => {
+    try {
+      onError(error)
+    } finally {
+      refuse(res, rules.refusals.unverifiable)
+    }
+  }
+
+  return (req, res, next) => {
+    const rules = rulesFor(req)
+    // Express strips a mount path from `url`; `originalUrl` is the target as sent.
+    const target = (req as { readonly originalUrl?: string }).originalUrl ?? req.url ?? "/"
+    const checked = rules.checkRaw(target, req.rawHeaders)
+    if (typeof checked !== "string") return refuse(res, checked)
+    let found: Lookup | PromiseLike<Lookup>
+    try {
+      found = registry.lookup(checked)
+    } catch (error) {
+      return fail(rules, res, error)
+    }
+    if (!isPromiseLike(found)) return admit(rules, checked, found, req, res, next)
+    found.then(
+      (outcome) => admit(rules, checked, outcome, req, res, next),
+      (error: unknown) => fail(rules, res, error)
+    )
+  }
+}

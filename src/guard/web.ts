@@ -1,0 +1,184 @@
+/**
+ * The guard for Web-standard servers (Hono, Bun, Deno, Next.js and other
+ * route handlers): a `Request` in; a `Response` refusal or the caller out.
+ * The rules, statuses and bodies are those every guard of this package
+ * shares (`rules.ts`).
+ *
+ * `check` only authenticates: the lookup is a use, and nothing is in flight
+ * after it. `handle` also runs the handler and counts the call in flight
+ * until its response body has been sent in full or cancelled, so a
+ * credential never goes idle under a long-running tool call or stream.
+ *
+ * A Web request's URL is absolute: its authority is judged as well as the
+ * `Host` header. Without `allowedHosts`/`allowedOrigins`, the defaults are
+ * the loopback names at `port` (any port when no `port` is given).
+ *
+ * @since 0.1.0
+ */
+import type { CredentialScope } from "../Credential.ts"
+import { type AuthInfo, toAuthInfo } from "./authInfo.ts"
+import type { GuardRegistry, Lookup } from "./registry.ts"
+import * as Rules from "./rules.ts"
+
+/**
+ * What the Web guard can be told.
+ *
+ * @since 0.1.0
+ */
+export interface Options extends Rules.Options {
+  /** The port the server listens on, for the default allow-lists. */
+  readonly port?: number | undefined
+  /** The RFC 8707 resource identifier of this server, reported as `AuthInfo.resource`. */
+  readonly resource?: URL | undefined
+  /**
+   * Where a lookup that threw or rejected (a defect, refused with 401
+   * `unverifiable`) is reported. Never given the token. Default `console.error`.
+   */
+  readonly onError?: ((error: unknown) => void) | undefined
+}
+
+/**
+ * An authenticated request's caller.
+ *
+ * @since 0.1.0
+ */
+export interface Caller {
+  /** The credential, as the lookup left it (expiry slid by this use). */
+  readonly credential: CredentialScope
+  /**
+   * The same in the official MCP SDK's `AuthInfo` shape: pass it to
+   * `WebStandardStreamableHTTPServerTransport.handleRequest(request, { authInfo })`.
+   */
+  readonly authInfo: AuthInfo
+}
+
+/**
+ * The built guard.
+ *
+ * @since 0.1.0
+ */
+export interface WebGuard {
+  /**
+   * The caller, or the refusal to send. A plain value where the registry
+   * answers synchronously (memory), a Promise where it cannot: `await` it.
+   */
+  readonly check: (request: Request) => Caller | Response | Promise<Caller | Response>
+  /**
+   * `check`, then `handler` for an authenticated request, with the call in
+   * flight until the handler's response body has ended.
+   */
+  readonly handle: (
+    request: Request,
+    handler: (request: Request, caller: Caller) => Response | Promise<Response>
+  ) => Promise<Response>
+}
+
+const isPromiseLike = (value: unknown): value is PromiseLike<Lookup> =>
+  typeof (value as { then?: unknown } | null)?.then === "function"
+
+const responseOf = (refusal: Rules.Refusal): Response =>
+  new Response(refusal.text, { status: refusal.status, headers: refusal.headers })
+
+const defaultOnError = (error: unknown) => {
+  console.error("mcp-session-registry guard: the registry lookup failed; refused with 401", error)
+}
+
+// The response with its body passed through a stream that ends the call
+// when the body ends, fails or is cancelled by the client.
+const endingWith = (response: Response, end: () => void): Response => {
+  const body = response.body
+  if (body === null) {
+    end()
+    return response
+  }
+  const reader = body.getReader()
+  const tracked = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read()
+        if (done) {
+          end()
+          controller.close()
+        } else {
+          controller.enqueue(value)
+        }
+      } catch (error) {
+        end()
+        controller.error(error)
+      }
+    },
+    cancel(reason) {
+      end()
+      return reader.cancel(reason)
+    }
+  })
+  return new Response(tracked, { status: response.status, statusText: response.statusText, headers: response.headers })
+}
+
+/**
+ * Builds the Web guard over a registry (`createRegistry()` from
+ * `mcp-session-registry/promise`, or `fromService` over an Effect one).
+ * Throws `GuardConfigError` for options that cannot work.
+ *
+ * ```ts
+ * const guard = webGuard(registry, { port: 3000 })
+ * app.all("/mcp", (c) => guard.handle(c.req.raw, (request, { authInfo }) =>
+ *   transport.handleRequest(request, { authInfo })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard => {
+  const rules = Rules.compile(options, options?.port)
+  if (rules instanceof Rules.GuardConfigError) throw rules
+  const resource = options?.resource
+  const onError = options?.onError ?? defaultOnError
+
+  const admit = (token: string, outcome: Lookup): Caller | Response => {
+    const judged = rules.judge(outcome)
+    if (judged !== outcome) return responseOf(judged as Rules.Refusal)
+    const credential = judged as CredentialScope
+    return { credential, authInfo: toAuthInfo(credential, token, resource) }
+  }
+
+  const fail = (error: unknown): Response => {
+    try {
+      onError(error)
+    } catch {
+      // A failing reporter must not turn the refusal into a 500.
+    }
+    return responseOf(rules.refusals.unverifiable)
+  }
+
+  const check = (request: Request): Caller | Response | Promise<Caller | Response> => {
+    const checked = rules.checkWeb(request.url, request.headers)
+    if (typeof checked !== "string") return responseOf(checked)
+    let found: Lookup | PromiseLike<Lookup>
+    try {
+      found = registry.lookup(checked)
+    } catch (error) {
+      return fail(error)
+    }
+    if (!isPromiseLike(found)) return admit(checked, found)
+    return Promise.resolve(found).then((outcome) => admit(checked, outcome), fail)
+  }
+
+  const handle = async (
+    request: Request,
+    handler: (request: Request, caller: Caller) => Response | Promise<Response>
+  ): Promise<Response> => {
+    const caller = await check(request)
+    if (caller instanceof Response) return caller
+    const end = registry.beginCall(caller.credential.credentialId)
+    let response: Response
+    try {
+      response = await handler(request, caller)
+    } catch (error) {
+      end()
+      throw error
+    }
+    return endingWith(response, end)
+  }
+
+  return { check, handle }
+}
