@@ -11,6 +11,14 @@
  * When that credential leaves the registry, its sessions end, as a DELETE
  * would end them.
  *
+ * Everything a client can make it hold is bounded (see `Options`): the body
+ * of a request, the `initialize` payload a session keeps, the sessions of a
+ * credential and of the whole endpoint, and how long an unused session lives.
+ * A request whose credential left the registry while its body was still
+ * arriving is refused as a fresh one would be, and a message with a member
+ * JSON-RPC does not define (Effect's transport would read its `headers` as
+ * HTTP headers, session id included) is refused with 400.
+ *
  * The endpoint URL to give a child process is on the `McpHttpServer` service.
  *
  * @since 0.1.0
@@ -19,6 +27,7 @@ import { createServer } from "node:http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -26,13 +35,19 @@ import * as McpProtocol from "effect/ai/McpProtocol"
 import * as McpServer from "effect/ai/McpServer"
 import * as Tool from "effect/ai/Tool"
 import * as Toolkit from "effect/ai/Toolkit"
+import * as HttpMiddleware from "effect/http/HttpMiddleware"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import type { ServeError } from "effect/http/HttpServerError"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as UrlParams from "effect/http/UrlParams"
+import * as BearerToken from "./BearerToken.ts"
+import * as McpRequest from "./internal/mcpRequest.ts"
 import * as SessionBinding from "./internal/sessionBinding.ts"
 import { SessionTerminationError } from "./internal/sessionBinding.ts"
 import * as McpBearerAuth from "./McpBearerAuth.ts"
-import type { McpSessionRegistry } from "./McpSessionRegistry.ts"
+import { McpSessionRegistry } from "./McpSessionRegistry.ts"
 
 /**
  * Where the server listens and what it says about itself, plus every guard
@@ -57,8 +72,80 @@ export interface Options extends McpBearerAuth.Options {
   readonly version?: string | undefined
   /** Whether to register the `session_info` tool (see `SessionInfo`). Default `true`. */
   readonly sessionInfoTool?: boolean | undefined
-  /** Whether to log one line per HTTP response (path only, never the query). Default `false`. */
+  /**
+   * Whether to log one line per HTTP response (path only, never the query;
+   * a token in the path is redacted). Default `false`.
+   */
   readonly logRequests?: boolean | undefined
+  /**
+   * The largest request body read, in bytes. A larger one is answered 413
+   * with a JSON-RPC error: at once when its `Content-Length` says so, else
+   * when the body reaches the limit, before more of it is kept. Default 4 MiB.
+   */
+  readonly maxBodySize?: number | undefined
+  /**
+   * The largest body holding an `initialize`, in bytes: the transport keeps
+   * the initialize payload for the session's life. A larger one is answered
+   * 413. Default 16 KiB.
+   */
+  readonly maxInitializeSize?: number | undefined
+  /**
+   * How many MCP sessions one credential may hold at once; a further
+   * `initialize` is answered 429 with a JSON-RPC error until one ends.
+   * Default 16.
+   */
+  readonly maxSessionsPerCredential?: number | undefined
+  /**
+   * How many MCP sessions the endpoint holds at once, over all credentials; a
+   * further `initialize` is answered 503 with a JSON-RPC error until one
+   * ends. Default 1024.
+   */
+  readonly maxSessions?: number | undefined
+  /**
+   * How long an MCP session may go unused (no request in flight, none begun)
+   * before it is ended, as its DELETE would end it. Default 30 minutes.
+   */
+  readonly sessionIdleTimeout?: Duration.Input | undefined
+  /**
+   * How long the requests in flight when a credential leaves the registry may
+   * keep its session open before it is ended anyway. Default 5 seconds.
+   */
+  readonly revocationGrace?: Duration.Input | undefined
+}
+
+/**
+ * A server option that cannot work, such as a negative size or a duration
+ * that is no duration. Fails the layer.
+ *
+ * @since 0.1.0
+ */
+export class ServerConfigError extends Schema.TaggedError<ServerConfigError>()("ServerConfigError", {
+  option: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid McpHttpServer option ${this.option}: ${this.detail}`
+  }
+}
+
+const checkCount = (option: string, value: unknown, fallback: number): Effect.Effect<number, ServerConfigError> =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : typeof value === "number" && Number.isSafeInteger(value) && value > 0
+    ? Effect.succeed(value)
+    : Effect.fail(new ServerConfigError({ option, detail: "must be a positive integer" }))
+
+const checkDuration = (
+  option: string,
+  value: Duration.Input | undefined,
+  fallback: Duration.Input
+): Effect.Effect<Duration.Duration, ServerConfigError> => {
+  if (value === undefined) return Effect.succeed(Duration.fromInputUnsafe(fallback))
+  const duration = Duration.fromInput(value)
+  return duration._tag === "Some" && Duration.isFinite(duration.value) &&
+      Duration.toMillis(duration.value) > 0
+    ? Effect.succeed(duration.value)
+    : Effect.fail(new ServerConfigError({ option, detail: "must be a positive, finite duration" }))
 }
 
 /**
@@ -154,7 +241,7 @@ export const layerRoutes = <RA = never, RE = never, RR = never>(
   options: Options & { readonly registrations?: Layer.Layer<RA, RE, RR> | undefined } = {}
 ): Layer.Layer<
   McpServer.McpServer,
-  McpBearerAuth.GuardConfigError | SessionTerminationError | Cause.IllegalArgumentError | RE,
+  McpBearerAuth.GuardConfigError | ServerConfigError | SessionTerminationError | Cause.IllegalArgumentError | RE,
   | HttpRouter.HttpRouter
   | HttpServer.HttpServer
   | McpSessionRegistry
@@ -162,14 +249,49 @@ export const layerRoutes = <RA = never, RE = never, RR = never>(
 > =>
   Layer.unwrap(Effect.gen(function*() {
     // The guard reads the bound port from it for its default allow-lists.
-    yield* HttpServer.HttpServer
+    const server = yield* HttpServer.HttpServer
+    const port = server.address._tag === "UnixPathAddress" ? undefined : server.address.port
     const registrations = options.sessionInfoTool === false
       ? (options.registrations ?? Layer.empty)
       : Layer.merge(layerSessionInfo, options.registrations ?? Layer.empty)
     const path = options.path ?? "/mcp"
+    const registry = yield* McpSessionRegistry
+    // A request whose credential left while its body arrived gets the
+    // guard's own answer to that token now: the same refusal, tombstone
+    // reason included, as a fresh request.
+    const guard = yield* McpBearerAuth.makeGuard(options, registry, port)
+    const refuse = (request: HttpServerRequest.HttpServerRequest) =>
+      guard.handle(
+        request,
+        undefined,
+        () => Effect.succeed(guard.rejections.revoked.response),
+        (rejection) => Effect.succeed(rejection.response)
+      )
     // One binding shared by the middleware and the router below, which hands
     // it the transport's DELETE handler to end a revoked credential's sessions.
-    const sessions = yield* SessionBinding.make(path)
+    const sessions = yield* SessionBinding.make(path, {
+      gracePeriod: yield* checkDuration("revocationGrace", options.revocationGrace, SessionBinding.defaultGracePeriod),
+      limits: {
+        maxBodySize: yield* checkCount("maxBodySize", options.maxBodySize, McpRequest.defaultLimits.maxBodySize),
+        maxInitializeSize: yield* checkCount(
+          "maxInitializeSize",
+          options.maxInitializeSize,
+          McpRequest.defaultLimits.maxInitializeSize
+        )
+      },
+      maxSessionsPerCredential: yield* checkCount(
+        "maxSessionsPerCredential",
+        options.maxSessionsPerCredential,
+        SessionBinding.defaultMaxSessionsPerCredential
+      ),
+      maxSessions: yield* checkCount("maxSessions", options.maxSessions, SessionBinding.defaultMaxSessions),
+      sessionIdleTimeout: yield* checkDuration(
+        "sessionIdleTimeout",
+        options.sessionIdleTimeout,
+        SessionBinding.defaultSessionIdleTimeout
+      ),
+      refuse
+    })
     return McpServer.layerHttp({
       name: options.name ?? "mcp-session-registry",
       version: options.version ?? "0.1.0",
@@ -210,13 +332,106 @@ export interface ServeOptions extends McpBearerAuth.Options {
   readonly guard?: boolean | undefined
 }
 
+// Percent-encoding spells a token in other characters; decoded, it shows.
+const decoded = (url: string): string => {
+  try {
+    return decodeURIComponent(url)
+  } catch {
+    return url.replace(/%[0-9A-Fa-f]{2}/g, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)))
+  }
+}
+
+/**
+ * Whether a request target holds anything that looks like a bearer token
+ * (`BearerToken.pattern`), as sent or percent-decoded: such a target is kept
+ * out of log lines and spans.
+ *
+ * @since 0.1.0
+ */
+export const holdsToken = (url: string): boolean =>
+  (url.includes(BearerToken.prefix) && BearerToken.pattern.test(url)) ||
+  (url.includes("%") && BearerToken.pattern.test(decoded(url)))
+
+const tokens = new RegExp(BearerToken.pattern.source, "g")
+
+/**
+ * A request target with every token in it replaced by `<redacted>`; a target
+ * whose token shows only once decoded is replaced as a whole.
+ *
+ * @since 0.1.0
+ */
+export const redactTarget = (url: string): string => {
+  const redacted = url.replace(tokens, "<redacted>")
+  return holdsToken(redacted) ? "/<redacted>" : redacted
+}
+
+/**
+ * Effect's response logger (`HttpMiddleware.logger`) with a token in the
+ * request target redacted: the logger records the path before any route
+ * middleware, so the guard cannot keep a token pasted into a URL out of the
+ * log. Pass it as `HttpRouter.serve`'s `middleware`, with `disableLogger`.
+ *
+ * @since 0.1.0
+ */
+export const requestLogger = <E, R>(
+  httpApp: Effect.Effect<HttpServerResponse.HttpServerResponse, E, HttpServerRequest.HttpServerRequest | R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, HttpServerRequest.HttpServerRequest | R> =>
+  Effect.withFiber((fiber) => {
+    const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+    if (!holdsToken(request.url)) return HttpMiddleware.logger(httpApp)
+    // The logger reads the redacted view; everything under it the real request.
+    return Effect.provideService(
+      HttpMiddleware.logger(Effect.provideService(httpApp, HttpServerRequest.HttpServerRequest, request)),
+      HttpServerRequest.HttpServerRequest,
+      request.modify({ url: redactTarget(request.url) })
+    )
+  })
+
+/**
+ * Keeps requests whose target holds a token out of Effect's request spans
+ * (which record the path and query as sent, before any middleware), on top
+ * of whatever `HttpMiddleware.TracerDisabledWhen` already excludes, and adds
+ * `access_token` to the redacted URL parameters
+ * (`McpBearerAuth.layerRedactQueryToken`). Provide it to the server layer;
+ * `layer` and `layerGuarded` do.
+ *
+ * @since 0.1.0
+ */
+export const layerRedactTokens: Layer.Layer<never> = Layer.merge(
+  McpBearerAuth.layerRedactQueryToken,
+  Layer.effect(
+    HttpMiddleware.TracerDisabledWhen,
+    Effect.map(HttpMiddleware.TracerDisabledWhen, (disabled) => (request) =>
+      // A token in `access_token` is redacted from the span; any other is not.
+      holdsToken(UrlParams.redactUrl(request.url, ["access_token"])) || disabled(request))
+  )
+)
+
 const serveOn = <A, E, R>(routes: Layer.Layer<A, E, R>, options: ServeOptions) =>
-  HttpRouter.serve(routes, { disableLogger: options.logRequests !== true, disableListenLog: true }).pipe(
-    Layer.provide(McpBearerAuth.layerRedactQueryToken),
+  HttpRouter.serve(routes, {
+    disableLogger: true,
+    disableListenLog: true,
+    ...(options.logRequests === true ? { middleware: requestLogger } : {})
+  }).pipe(
+    Layer.provide(layerRedactTokens),
     Layer.provideMerge(
       NodeHttpServer.layerServer(createServer, { host: options.host ?? "127.0.0.1", port: options.port ?? 0 })
     )
   )
+
+const notFound = McpRequest.refusal("not-found")
+
+/**
+ * Every path the server does not serve answers 404 with a JSON-RPC error
+ * body, never an empty one: a client that probes for OAuth metadata
+ * (`/.well-known/oauth-protected-resource`, `/.well-known/oauth-authorization-server`,
+ * `/.well-known/openid-configuration`) or tries dynamic client registration
+ * (`POST /register`) after a 401 can parse the answer, and keeps the 401's
+ * reason instead of a parse error.
+ *
+ * @since 0.1.0
+ */
+export const layerNotFound: Layer.Layer<never, never, HttpRouter.HttpRouter> = HttpRouter.add("*", "*", notFound)
 
 /**
  * Serves any `HttpRouter` routes behind `McpBearerAuth` on a Node HTTP server
@@ -271,6 +486,7 @@ export const layer = <RA = never, RE = never, RR = never>(
 ): Layer.Layer<
   McpHttpServer | McpServer.McpServer | HttpServer.HttpServer,
   | McpBearerAuth.GuardConfigError
+  | ServerConfigError
   | SessionTerminationError
   | Cause.IllegalArgumentError
   | ServeError
@@ -287,5 +503,7 @@ export const layer = <RA = never, RE = never, RR = never>(
       return McpHttpServer.of({ url: `http://${urlHost}:${port}${path}`, host, port, path })
     })
   )
-  return endpoint.pipe(Layer.provideMerge(serveOn(layerRoutes(options), options))) as any
+  return endpoint.pipe(
+    Layer.provideMerge(serveOn(Layer.merge(layerRoutes(options), layerNotFound), options))
+  ) as any
 }

@@ -524,11 +524,11 @@ describe("McpHttpServer", () => {
     )
   })
 
-  it.live("a session opened by a credential revoked between the guard and the binding is ended, not bound", () => {
+  it.live("a credential revoked between the guard and the binding is refused as a fresh request, and opens nothing", () => {
     // Revokes an armed credential right after the guard's lookup accepted it,
     // before the request reaches the binding: the revocation hook then finds
-    // nothing of this request to mark, and the binding must see for itself
-    // that the credential is gone.
+    // nothing of this request to mark, and the binding must see for itself,
+    // once the body is in, that the credential is gone.
     const armed = new Set<string>()
     const revokeOnResolve = (
       registry: McpSessionRegistry.McpSessionRegistry["Service"]
@@ -555,7 +555,7 @@ describe("McpHttpServer", () => {
           const kept = yield* open(b)
 
           // A credential already tracked: the hook ends its earlier session and
-          // drops its holder before the binding makes a fresh one.
+          // drops its holder.
           const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
           const earlier = yield* open(a)
           assert.deepStrictEqual(binding.size(), { sessions: 2, credentials: 2 })
@@ -568,15 +568,13 @@ describe("McpHttpServer", () => {
           assert.deepStrictEqual(events.map((event) => event.reason), ["revoked", "revoked"])
           yield* binding.settled
 
-          // The transport had opened both sessions and said so; they are ended
-          // in it and bound to no one, like every other session of a revoked
-          // credential.
+          // Both get the guard's own answer to a revoked token; the transport
+          // never saw them, so no session was opened.
           for (const response of [raced, fresh]) {
-            assert.strictEqual(response.status, 200)
-            const opened = response.headers["mcp-session-id"] as string
-            assert.isString(opened)
-            assert.strictEqual(yield* binding.endInTransport(opened), 404)
-            sessionNotFound(yield* send(b, call("session_info"), opened))
+            assert.strictEqual(response.status, 401)
+            assert.isUndefined(response.headers["mcp-session-id"])
+            assert.include(response.headers["www-authenticate"], "error=\"invalid_token\"")
+            assert.strictEqual(JSON.parse(response.body).error.data.reason, "revoked")
           }
           assert.strictEqual(yield* binding.endInTransport(earlier), 404)
           assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
@@ -585,6 +583,7 @@ describe("McpHttpServer", () => {
           const d = yield* registry.issue({ threadId: "thread-d", providerInstanceId: "codex" })
           armed.add(d.credentialId)
           const refused = yield* send(d, call("session_info"))
+          assert.strictEqual(refused.status, 401)
           assert.isUndefined(refused.headers["mcp-session-id"])
           assert.deepStrictEqual(binding.size(), { sessions: 1, credentials: 1 })
 

@@ -25,6 +25,7 @@
  * transport that offers none fails the server at startup (`ready`), not
  * silently at the first revocation.
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -43,6 +44,7 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { CurrentCredential } from "../McpBearerAuth.ts"
 import { McpSessionRegistry } from "../McpSessionRegistry.ts"
 import { randomBase64Url } from "./entropy.ts"
+import * as McpRequest from "./mcpRequest.ts"
 
 const sessionHeader = "mcp-session-id"
 
@@ -54,6 +56,15 @@ const sessionHeader = "mcp-session-id"
  * alive for ever.
  */
 export const defaultGracePeriod: Duration.Input = Duration.seconds(5)
+
+/** How many MCP sessions one credential may hold at once, by default. */
+export const defaultMaxSessionsPerCredential = 16
+
+/** How many MCP sessions the endpoint holds at once, by default. */
+export const defaultMaxSessions = 1024
+
+/** How long an MCP session may go unused before it is ended, by default. */
+export const defaultSessionIdleTimeout: Duration.Input = Duration.minutes(30)
 
 const notFound = HttpServerResponse.text(
   JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32001, message: "Session not found" } }),
@@ -88,6 +99,8 @@ interface Holder {
   readonly sessions: Set<string>
   /** The credential left the registry: a session it opens from now on is ended at once. */
   gone: boolean
+  /** Initializes admitted and not yet answered: they count toward the limits. */
+  pending: number
 }
 
 /** A route's handler, as the transport's DELETE route is captured. */
@@ -155,6 +168,39 @@ export interface SessionBinding {
 export interface Options {
   /** How long an in-flight request may delay the end of its revoked session. Default `defaultGracePeriod`. */
   readonly gracePeriod?: Duration.Input | undefined
+  /** The bounds of a POST body. Default `McpRequest.defaultLimits`. */
+  readonly limits?: McpRequest.Limits | undefined
+  /** Default `defaultMaxSessionsPerCredential`. */
+  readonly maxSessionsPerCredential?: number | undefined
+  /** Default `defaultMaxSessions`. */
+  readonly maxSessions?: number | undefined
+  /** Default `defaultSessionIdleTimeout`. */
+  readonly sessionIdleTimeout?: Duration.Input | undefined
+  /**
+   * The answer to a request whose credential left the registry while its
+   * body was arriving: what the guard answers that token now. Default a bare
+   * 401 with a JSON-RPC body.
+   */
+  readonly refuse?: ((request: HttpServerRequest.HttpServerRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse>) | undefined
+}
+
+const unauthorized = HttpServerResponse.text(
+  JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32001, message: "Unauthorized", data: { reason: "revoked" } } }),
+  { status: 401, contentType: "application/json", headers: { "cache-control": "no-store" } }
+)
+
+const notFoundPath = McpRequest.refusal("not-found")
+const credentialSessionLimit = McpRequest.refusal("credential-session-limit")
+const sessionLimit = McpRequest.refusal("session-limit")
+
+// A `;` in the path is a parameter to some servers and a query separator to
+// Effect's router, which would serve `/mcp;access_token=...` as `/mcp`: no
+// such path is the endpoint.
+const hasPathParameter = (url: string): boolean => {
+  const semicolon = url.indexOf(";")
+  if (semicolon === -1) return false
+  const query = url.indexOf("?")
+  return query === -1 || semicolon < query
 }
 
 /**
@@ -166,7 +212,13 @@ export const make = Effect.fnUntraced(function*(
   options?: Options
 ): Effect.fn.Return<SessionBinding, never, McpSessionRegistry | Scope.Scope> {
   const registry = yield* McpSessionRegistry
+  const clock = yield* Clock.Clock
   const gracePeriod = Duration.fromInputUnsafe(options?.gracePeriod ?? defaultGracePeriod)
+  const limits = options?.limits ?? McpRequest.defaultLimits
+  const maxPerCredential = options?.maxSessionsPerCredential ?? defaultMaxSessionsPerCredential
+  const maxSessions = options?.maxSessions ?? defaultMaxSessions
+  const idleMillis = Duration.toMillis(Duration.fromInputUnsafe(options?.sessionIdleTimeout ?? defaultSessionIdleTimeout))
+  const refuse = options?.refuse ?? (() => Effect.succeed(unauthorized))
   const owners = new Map<string, Holder>()
   const holders = new Map<string, Holder>()
   // Requests past the binding, per bound session: counted so a revoked
@@ -175,6 +227,12 @@ export const make = Effect.fnUntraced(function*(
   // Unbound sessions of revoked credentials, waiting for their in-flight
   // requests; each holds the timer that ends it at the latest.
   const draining = new Map<string, Fiber.Fiber<void>>()
+  // Initializes admitted and not yet answered, over all credentials.
+  let pendingTotal = 0
+  // When each bound session was last used (its last request began or ended),
+  // and the timer that ends it once it has gone unused for `idleMillis`.
+  const lastUsed = new Map<string, number>()
+  const idleTimers = new Map<string, Fiber.Fiber<void>>()
   // The transport is ended for a session in a fiber of the layer's own, never
   // in the revocation hook or a request: the registry skips a hook for the
   // rest of a batch once it times out, and a request must not be cut short by
@@ -182,6 +240,10 @@ export const make = Effect.fnUntraced(function*(
   // bookkeeping in one step and returns at once.
   const ending = yield* FiberSet.make<void, never>()
   const fork = yield* FiberSet.runtime(ending)<never>()
+  // Idle timers run for a session's whole life: kept apart from `ending`, so
+  // `settled` waits for sessions being ended, not for every session open.
+  const watching = yield* FiberSet.make<void, never>()
+  const forkWatch = yield* FiberSet.runtime(watching)<never>()
   const standIn = yield* TransportDelete
   let deleteRoute: RouteHandler | undefined
   let warned = false
@@ -258,15 +320,42 @@ export const make = Effect.fnUntraced(function*(
       )
     )
 
+  const stopWatching = (sessionId: string) => {
+    lastUsed.delete(sessionId)
+    const timer = idleTimers.get(sessionId)
+    if (timer === undefined) return
+    idleTimers.delete(sessionId)
+    timer.interruptUnsafe()
+  }
+
+  // Ends a bound session once it has gone unused for `idleMillis`, as its
+  // DELETE would: a request in flight is a use that lasts until it ends. On
+  // the Clock, so a TestClock drives it.
+  const watch = (sessionId: string) => {
+    lastUsed.set(sessionId, clock.currentTimeMillisUnsafe())
+    const check: Effect.Effect<void> = Effect.suspend(() => {
+      const now = clock.currentTimeMillisUnsafe()
+      const left = inFlight.has(sessionId) ? idleMillis : (lastUsed.get(sessionId) ?? now) + idleMillis - now
+      if (left > 0) return Effect.andThen(Effect.sleep(Duration.millis(left)), check)
+      // Out of the map first, so unbinding does not interrupt this very timer.
+      idleTimers.delete(sessionId)
+      unbind(sessionId)
+      return Effect.asVoid(endInTransport(sessionId))
+    })
+    idleTimers.set(sessionId, forkWatch(check))
+  }
+
   const bind = (sessionId: string, holder: Holder) => {
     owners.set(sessionId, holder)
     holder.sessions.add(sessionId)
+    watch(sessionId)
   }
   const unbind = (sessionId: string) => {
     const holder = owners.get(sessionId)
     if (holder === undefined) return
     owners.delete(sessionId)
     holder.sessions.delete(sessionId)
+    stopWatching(sessionId)
   }
 
   // Ends an unbound session in the transport, or, while requests of it are
@@ -307,6 +396,7 @@ export const make = Effect.fnUntraced(function*(
   // once nothing more of it is (it failed, or its streamed body ended).
   const enter = (sessionId: string) => inFlight.set(sessionId, (inFlight.get(sessionId) ?? 0) + 1)
   const exit = (sessionId: string, context: Context.Context<never> | undefined) => {
+    if (lastUsed.has(sessionId)) lastUsed.set(sessionId, clock.currentTimeMillisUnsafe())
     const count = (inFlight.get(sessionId) ?? 1) - 1
     if (count > 0) {
       inFlight.set(sessionId, count)
@@ -365,6 +455,7 @@ export const make = Effect.fnUntraced(function*(
     holder.sessions.clear()
     for (const sessionId of sessions) {
       owners.delete(sessionId)
+      stopWatching(sessionId)
       end(sessionId)
     }
   }
@@ -379,84 +470,137 @@ export const make = Effect.fnUntraced(function*(
     })
   )
 
+  // The request past the body's checks: bound to its session, or, without
+  // one, a POST that may open a session (`initialize`: admitted within the
+  // limits first).
+  const dispatch = <E, R>(
+    httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+    fiber: Fiber.Fiber<unknown, unknown>,
+    request: HttpServerRequest.HttpServerRequest,
+    credentialId: string,
+    initialize: boolean
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> => {
+    const sessionId = request.headers[sessionHeader]
+    if (sessionId !== undefined) {
+      const owner = owners.get(sessionId)
+      if (owner === undefined || owner.credentialId !== credentialId) return Effect.succeed(notFound)
+      // Counted from here, while the session is bound: a revocation from
+      // now on waits for this request before ending the session.
+      // Counted and its exit registered in one uninterruptible step, so no
+      // interruption can leave the count up for ever.
+      const counted = Effect.uninterruptibleMask((restore) => {
+        enter(sessionId)
+        return Effect.matchCauseEffect(restore(httpEffect), {
+          onFailure: (cause) => {
+            exit(sessionId, undefined)
+            return Effect.failCause(cause)
+          },
+          onSuccess: (response) => {
+            if (response.body._tag === "Stream") return untilStreamed(sessionId, response, response.body)
+            exit(sessionId, fiber.context)
+            return Effect.succeed(response)
+          }
+        })
+      })
+      if (request.method !== "DELETE") return counted
+      return Effect.tap(counted, (response) =>
+        Effect.sync(() => {
+          if (response.status < 300) unbind(sessionId)
+        }))
+    }
+    if (request.method !== "POST") return httpEffect
+    // Taken before the transport runs, so a revocation while the
+    // initialize is in flight marks this very holder. One that lands
+    // between the guard's lookup and this line finds no holder to mark, and
+    // this line then makes a fresh one for a dead credential: the registry
+    // is asked again below, before anything is bound to it.
+    let holder = holders.get(credentialId)
+    if (holder === undefined) {
+      holders.set(credentialId, holder = { credentialId, sessions: new Set(), gone: false, pending: 0 })
+    }
+    const opener = holder
+    // An initialize is admitted while the credential and the endpoint hold
+    // fewer sessions than they may, counting those still being opened; its
+    // place is held until its answer is through or abandoned.
+    let release: (() => void) | undefined
+    let hold: Effect.Effect<void> = Effect.void
+    if (initialize) {
+      if (opener.sessions.size + opener.pending >= maxPerCredential) return Effect.succeed(credentialSessionLimit)
+      if (owners.size + pendingTotal >= maxSessions) return Effect.succeed(sessionLimit)
+      opener.pending++
+      pendingTotal++
+      let held = true
+      release = () => {
+        if (!held) return
+        held = false
+        opener.pending--
+        pendingTotal--
+      }
+      hold = Scope.addFinalizer(Context.getUnsafe(fiber.context, Scope.Scope), Effect.sync(release))
+    }
+    // The transport sets the session header in a pre-response handler of
+    // its own; one appended after the handler ran sees it. A session is
+    // bound, or else ended: the transport keeps no session nobody can reach.
+    const settle = (response: HttpServerResponse.HttpServerResponse) => {
+      release?.()
+      const opened = response.headers[sessionHeader]
+      if (opened === undefined) return Effect.succeed(response)
+      if (response.status < 300 && !opener.gone) {
+        bind(opened, opener)
+        return Effect.succeed(response)
+      }
+      return Effect.as(endInTransport(opened), response)
+    }
+    // The registry is asked once the holder is tracked: a credential live
+    // then leaves through the hook, which finds this holder; one already
+    // gone has its holder retired here, as the hook would have done, and
+    // the session it opened is ended, not bound. A sessionless POST is an
+    // initialize or a refusal, so this O(1) read is paid per session, not
+    // per call; asking when nothing opened too drops a dead credential's
+    // fresh holder, which nothing else would.
+    return Effect.andThen(hold, Effect.onExit(httpEffect, () =>
+      Effect.sync(() =>
+        HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) =>
+          opener.gone ? settle(response) : Effect.flatMap(
+            // A store that cannot answer keeps the session bound: the guard
+            // has just accepted this credential, and a revocation made
+            // elsewhere still ends it through the hook.
+            registry.get(credentialId).pipe(
+              Effect.map(Option.isSome),
+              Effect.catchTag("StoreUnavailable", () => Effect.succeed(true))
+            ),
+            (live) =>
+              live
+                ? settle(response)
+                : Effect.andThen(Effect.sync(() => retire(opener)), () => settle(response))
+          ))
+      )))
+  }
+
+  // Whether the credential is still in the registry once a body has arrived:
+  // the guard looked it up when the headers did. A store that cannot answer
+  // leaves the answer to the guard's own lookup, as for a fresh request.
+  const isLive = (credentialId: string): Effect.Effect<boolean> =>
+    registry.get(credentialId).pipe(
+      Effect.map(Option.isSome),
+      Effect.catch(() => Effect.succeed(false))
+    )
+
   const middleware = HttpRouter.middleware<{ provides: never }>()((httpEffect) =>
     Effect.withFiber((fiber) => {
       const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
-      const sessionId = request.headers[sessionHeader]
       const credentialId = Context.getUnsafe(fiber.context as Context.Context<CurrentCredential>, CurrentCredential)
         .credentialId
-      if (sessionId !== undefined) {
-        const owner = owners.get(sessionId)
-        if (owner === undefined || owner.credentialId !== credentialId) return Effect.succeed(notFound)
-        // Counted from here, while the session is bound: a revocation from
-        // now on waits for this request before ending the session.
-        // Counted and its exit registered in one uninterruptible step, so no
-        // interruption can leave the count up for ever.
-        const counted = Effect.uninterruptibleMask((restore) => {
-          enter(sessionId)
-          return Effect.matchCauseEffect(restore(httpEffect), {
-            onFailure: (cause) => {
-              exit(sessionId, undefined)
-              return Effect.failCause(cause)
-            },
-            onSuccess: (response) => {
-              if (response.body._tag === "Stream") return untilStreamed(sessionId, response, response.body)
-              exit(sessionId, fiber.context)
-              return Effect.succeed(response)
-            }
-          })
-        })
-        if (request.method !== "DELETE") return counted
-        return Effect.tap(counted, (response) =>
-          Effect.sync(() => {
-            if (response.status < 300) unbind(sessionId)
-          }))
-      }
-      if (request.method !== "POST") return httpEffect
-      // Taken before the transport runs, so a revocation while the
-      // initialize is in flight marks this very holder. One that lands
-      // between the guard's lookup and this line finds no holder to mark, and
-      // this line then makes a fresh one for a dead credential: the registry
-      // is asked again below, before anything is bound to it.
-      let holder = holders.get(credentialId)
-      if (holder === undefined) holders.set(credentialId, holder = { credentialId, sessions: new Set(), gone: false })
-      const opener = holder
-      // The transport sets the session header in a pre-response handler of
-      // its own; one appended after the handler ran sees it. A session is
-      // bound, or else ended: the transport keeps no session nobody can reach.
-      const settle = (response: HttpServerResponse.HttpServerResponse) => {
-        const opened = response.headers[sessionHeader]
-        if (opened === undefined) return Effect.succeed(response)
-        if (response.status < 300 && !opener.gone) {
-          bind(opened, opener)
-          return Effect.succeed(response)
-        }
-        return Effect.as(endInTransport(opened), response)
-      }
-      // The registry is asked once the holder is tracked: a credential live
-      // then leaves through the hook, which finds this holder; one already
-      // gone has its holder retired here, as the hook would have done, and
-      // the session it opened is ended, not bound. A sessionless POST is an
-      // initialize or a refusal, so this O(1) read is paid per session, not
-      // per call; asking when nothing opened too drops a dead credential's
-      // fresh holder, which nothing else would.
-      return Effect.onExit(httpEffect, () =>
-        Effect.sync(() =>
-          HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) =>
-            opener.gone ? settle(response) : Effect.flatMap(
-              // A store that cannot answer keeps the session bound: the guard
-              // has just accepted this credential, and a revocation made
-              // elsewhere still ends it through the hook.
-              registry.get(credentialId).pipe(
-                Effect.map(Option.isSome),
-                Effect.catchTag("StoreUnavailable", () => Effect.succeed(true))
-              ),
-              (live) =>
-                live
-                  ? settle(response)
-                  : Effect.andThen(Effect.sync(() => retire(opener)), () => settle(response))
-            ))
-        ))
+      if (hasPathParameter(request.url)) return Effect.succeed(notFoundPath)
+      if (request.method !== "POST") return dispatch(httpEffect, fiber, request, credentialId, false)
+      // The whole body is read and checked before anything counts the request
+      // in flight; a credential that left the registry meanwhile gets what a
+      // fresh request with its token gets, and nothing is dispatched.
+      return Effect.flatMap(McpRequest.read(request, limits), (checked) =>
+        HttpServerResponse.isHttpServerResponse(checked)
+          ? Effect.succeed(checked)
+          : Effect.flatMap(isLive(credentialId), (live) =>
+            live ? dispatch(httpEffect, fiber, request, credentialId, checked.initialize) : refuse(request)))
     })
   )
 

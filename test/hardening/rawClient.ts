@@ -31,8 +31,8 @@ const encode = (request: RawRequest): Buffer => {
   return Buffer.from(head + "\r\n", "utf8")
 }
 
-/** Parses one complete response at the start of `buffer`, or says how much is missing. */
-const parse = (buffer: Buffer): { readonly response: RawResponse; readonly used: number } | undefined => {
+/** Parses one complete response at the start of `buffer`, or `undefined` while some of it is missing. */
+export const parse = (buffer: Buffer): { readonly response: RawResponse; readonly used: number } | undefined => {
   const end = buffer.indexOf("\r\n\r\n")
   if (end === -1) return undefined
   const lines = buffer.subarray(0, end).toString("latin1").split("\r\n")
