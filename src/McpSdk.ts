@@ -26,8 +26,11 @@
  * - inside an Effect program, `yield* McpSdk.tokenVerifier()` captures the
  *   current context (the registry, and the `Clock`, logger and tracer in
  *   effect, so a `TestClock` drives it);
- * - from plain Promise code, `McpSdk.tokenVerifierFromRuntime(runtime)` runs on
- *   a `ManagedRuntime` that provides the registry.
+ * - from plain Promise code, `McpSdk.tokenVerifierFromRegistry(registry)` takes
+ *   the registry `createRegistry` built (`mcp-session-registry/promise`) and
+ *   looks tokens up without a fiber on the memory store;
+ *   `McpSdk.tokenVerifierFromRuntime(runtime)` runs on any `ManagedRuntime`
+ *   that provides the registry.
  *
  * Import it from `mcp-session-registry/mcp-sdk`; the SDK is an optional peer
  * dependency needed only by this module.
@@ -43,8 +46,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as ManagedRuntime from "effect/ManagedRuntime"
 import type { CredentialScope } from "./Credential.ts"
+import { InvalidCredential } from "./Credential.ts"
 import * as GuardAuthInfo from "./guard/authInfo.ts"
-import { McpSessionRegistry } from "./McpSessionRegistry.ts"
+import { McpSessionRegistry, StoreUnavailable } from "./McpSessionRegistry.ts"
+import type { Registry } from "./promise/Registry.ts"
 
 /**
  * Options for the verifier.
@@ -195,3 +200,40 @@ export const tokenVerifierFromRuntime = <E>(
   runtime: ManagedRuntime.ManagedRuntime<McpSessionRegistry, E>,
   options?: VerifierOptions
 ): OAuthTokenVerifier => make((effect) => runtime.runPromiseExit(effect), options)
+
+/**
+ * A verifier for the registry `createRegistry` built
+ * (`mcp-session-registry/promise`): the same `AuthInfo` and the same refusals
+ * as the other verifiers. On the memory store the lookup is a plain call, no
+ * fiber; on Redis it is one round trip.
+ *
+ * ```ts
+ * const registry = await createRegistry()
+ * app.use("/mcp", requireBearerAuth({ verifier: McpSdk.tokenVerifierFromRegistry(registry) }), mcpHandler)
+ * ```
+ *
+ * A closed registry refuses every token (401 on the memory store, `temporarily_unavailable` on Redis).
+ *
+ * @since 0.1.0
+ */
+export const tokenVerifierFromRegistry = (
+  registry: Pick<Registry, "lookup">,
+  options?: VerifierOptions
+): OAuthTokenVerifier => ({
+  async verifyAccessToken(token: string): Promise<AuthInfo> {
+    let found: CredentialScope | InvalidCredential | StoreUnavailable
+    try {
+      found = await registry.lookup(token)
+    } catch (cause) {
+      // `lookup` never throws; anything else that stands in for the registry might.
+      Effect.runFork(Effect.logError("Bearer token verification failed", cause))
+      throw new InvalidTokenError(unverifiableDescription)
+    }
+    if (found instanceof InvalidCredential) throw new InvalidTokenError(found.description)
+    if (found instanceof StoreUnavailable) {
+      Effect.runFork(Effect.logWarning("Bearer token verification: the credential store is unavailable", found.message))
+      throw new TemporarilyUnavailableError(storeUnavailableDescription)
+    }
+    return toAuthInfo(found, token, options)
+  }
+})
