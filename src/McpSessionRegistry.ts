@@ -587,3 +587,13 @@ export const layerRedis = (
   options?: RedisOptions
 ): Layer.Layer<McpSessionRegistry, RegistryConfig.RegistryConfigError | Redis.RedisError, Redis.Redis> =>
   Layer.effect(McpSessionRegistry, RedisRegistry.make(options))
+
+/**
+ * Builds the Redis registry in the current scope (what `layerRedis` runs).
+ *
+ * @since 0.1.0
+ */
+export const makeRedis: (
+  options?: RedisOptions
+) => Effect.Effect<McpSessionRegistry["Service"], RegistryConfig.RegistryConfigError | Redis.RedisError, Redis.Redis | Scope.Scope> =
+  RedisRegistry.make

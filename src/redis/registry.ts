@@ -161,6 +161,17 @@ const randomIdSuffix = (): string => {
   return suffix
 }
 
+// Store calls in flight in this process, for tests that must wait for the
+// store's I/O to finish before they move a TestClock on.
+let pending = 0
+
+/**
+ * How many Redis store calls are in flight in this process.
+ *
+ * @internal
+ */
+export const pendingCalls = (): number => pending
+
 /** Why a Redis call failed, as `StoreUnavailable` says it. */
 const reasonOf = (error: Redis.RedisError): "unreachable" | "error" => {
   const cause = error.cause as { readonly name?: unknown; readonly constructor?: { readonly name?: unknown } } | undefined
@@ -214,14 +225,18 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
 
   /** Runs one store call, bounded by `storeTimeout` of real time. */
   const call = <A>(operation: string, effect: Effect.Effect<A, Redis.RedisError>): Effect.Effect<A, StoreUnavailable> =>
-    effect.pipe(
-      Effect.mapError((error) => unavailable(operation, reasonOf(error))),
-      Effect.timeoutOrElse({
-        duration: redisConfig.storeTimeoutMillis,
-        orElse: () => Effect.fail(unavailable(operation, "timeout"))
-      }),
-      Effect.provideService(Clock.Clock, liveClock)
-    )
+    Effect.suspend(() => {
+      pending++
+      return effect.pipe(
+        Effect.mapError((error) => unavailable(operation, reasonOf(error))),
+        Effect.timeoutOrElse({
+          duration: redisConfig.storeTimeoutMillis,
+          orElse: () => Effect.fail(unavailable(operation, "timeout"))
+        }),
+        Effect.provideService(Clock.Clock, liveClock),
+        Effect.ensuring(Effect.sync(() => void pending--))
+      )
+    })
 
   const evalResolve = redis.eval(Scripts.resolve)
   const evalIssue = redis.eval(Scripts.issue)

@@ -11,7 +11,8 @@
  * - `{P}:t:<threadId>`: the set of a thread's digests;
  * - `{P}:d`: the deadline index, a sorted set of digests by the instant they
  *   die unless used, so a sweep pops what is due in O(due);
- * - `{P}:x`: tombstones, a sorted set of digests by `retentionEnd * 8 + reason`;
+ * - `{P}:x`: tombstones, a sorted set of digests by `retentionEnd * 8 + reason`,
+ *   and `{P}:q`, the same digests in burial order, to forget the oldest first;
  * - channel `{P}:events`: every removal, published by the script that made it.
  *
  * Every key carries a TTL of its credential's deadline plus the tombstone
@@ -101,14 +102,38 @@ local function extend(key, ms)
   redis.call("PEXPIRE", key, ms)
 end
 
+-- The burial queue: digests in burial order, so the oldest is forgotten
+-- first even among tombstones of one instant (a sorted set breaks ties by name).
+local qk = base .. "q"
+
 local function bury(digest, reason)
   local code = 0
   if reason == "idle" then code = 1 elseif reason == "expired" then code = 2 end
-  if maxTomb >= 0 and redis.call("ZCARD", xk) >= maxTomb and not redis.call("ZSCORE", xk, digest) then
-    redis.call("ZPOPMIN", xk)
+  if maxTomb >= 0 and not redis.call("ZSCORE", xk, digest) then
+    while redis.call("ZCARD", xk) >= maxTomb do
+      local oldest = redis.call("LPOP", qk)
+      if not oldest then
+        redis.call("ZPOPMIN", xk)
+      else
+        redis.call("ZREM", xk, oldest)
+      end
+    end
   end
   redis.call("ZADD", xk, num((now + retention) * 8 + code), digest)
+  redis.call("RPUSH", qk, digest)
   extend(xk, retention)
+  extend(qk, retention)
+end
+
+-- Drops forgotten tombstones from the front of the burial queue.
+local function pruneQueue(limit)
+  for _ = 1, limit do
+    local head = redis.call("LINDEX", qk, 0)
+    if not head then return end
+    local s = redis.call("ZSCORE", xk, head)
+    if s and (tonumber(s) - tonumber(s) % 8) / 8 >= now then return end
+    redis.call("LPOP", qk)
+  end
 end
 
 local function read(digest)
@@ -374,6 +399,7 @@ for _, m in ipairs(due) do
   end
 end
 redis.call("ZREMRANGEBYSCORE", xk, "-inf", "(" .. num(now * 8))
+pruneQueue(limit)
 publish()
 local more = 0
 if #due == limit then more = 1 end
