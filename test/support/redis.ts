@@ -30,7 +30,10 @@ export interface RedisServer {
 /** Where the binary is, or an error saying how to install it. */
 export const redisServerBinary = (): string => {
   const fromEnv = process.env["REDIS_SERVER"]
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv
+  if (fromEnv !== undefined && fromEnv !== "") {
+    if (existsSync(fromEnv)) return fromEnv
+    throw new Error(`REDIS_SERVER is set to ${fromEnv}, which does not exist`)
+  }
   for (const candidate of ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/opt/homebrew/bin/redis-server"]) {
     if (existsSync(candidate)) return candidate
   }
