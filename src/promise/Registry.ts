@@ -75,8 +75,17 @@ export interface Registry {
    * returned function ends it (synchronous, idempotent, counts as a use).
    */
   readonly beginCall: (credentialId: string) => () => void
-  /** A sign of life from a provider turn: uses every live credential of the thread. Resolves to how many. */
+  /**
+   * A sign of life from a provider turn: uses every live credential of the
+   * thread. Resolves to how many; 0 for a thread that should have one means it
+   * died: re-issue and re-launch between turns.
+   */
   readonly touch: (threadId: string) => Promise<number>
+  /**
+   * The host saw the machine go to sleep or wake (Electron's `powerMonitor`,
+   * say): under `idleClock: "awake"` idle clocks stand still in between.
+   */
+  readonly reportPower: (event: "suspend" | "resume") => Promise<void>
   /** Revokes one credential (reason `revoked`); `true` if it was live. */
   readonly revoke: (credentialId: string) => Promise<boolean>
   /** Revokes the credential of a provider session (reason `session-stopped`); resolves to how many were live. */
@@ -168,12 +177,21 @@ export const createRegistry = async (options?: Options): Promise<Registry> => {
       return found instanceof InvalidCredential ? Promise.reject(found) : Promise.resolve(found)
     }
 
+  // A remote store tracks calls in flight locally (its `beginCall` is
+  // synchronous too); a closed or failing registry has nothing to track.
+  function beginRemoteCall(credentialId: string): () => void {
+    if (closing !== undefined) return noop
+    const exit = Effect.runSyncExit(service.beginCall(credentialId))
+    return Exit.isSuccess(exit) ? exit.value : noop
+  }
+
   return {
     issue: (request) => run("issue", service.issue(request)),
     resolve,
     lookup,
-    beginCall: (credentialId) => (sync === undefined ? noop : sync.beginCall(credentialId)),
+    beginCall: sync === undefined ? beginRemoteCall : sync.beginCall,
     touch: (threadId) => run("touch", service.touch(threadId)),
+    reportPower: (event) => run("reportPower", service.reportPower(event)),
     revoke: (credentialId) => run("revoke", service.revoke(credentialId)),
     revokeProviderSession: (providerSessionId) =>
       run("revokeProviderSession", service.revokeProviderSession(providerSessionId)),

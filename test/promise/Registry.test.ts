@@ -122,6 +122,15 @@ describe("createRegistry", () => {
     const end = registry.beginCall(credential.credentialId)
     end()
     end()
+    assert.strictEqual(registry.beginCall("cred_nothing")(), undefined)
+  })
+
+  it("takes host-reported sleep and wake", async () => {
+    const registry = await open({ idleClock: "awake" })
+    const credential = await registry.issue(request)
+    assert.isUndefined(await registry.reportPower("suspend"))
+    assert.isUndefined(await registry.reportPower("resume"))
+    assert.strictEqual((await registry.resolve(reveal(credential.token))).credentialId, credential.credentialId)
   })
 
   it("rejects bad options with RegistryConfigError naming the option", async () => {
@@ -129,6 +138,8 @@ describe("createRegistry", () => {
       [{ idleTimeout: -1 }, "idleTimeout"],
       [{ idleTimeout: "2 hours", maxLifetime: "1 hour" }, "idleTimeout"],
       [{ maxCredentials: 0 }, "maxCredentials"],
+      [{ idleClock: "sometimes" }, "idleClock"],
+      [{ slideOnUse: "yes" }, "slideOnUse"],
       [{ hooks: ["not a function"] }, "hooks"],
       [{ store: "disk" }, "store"],
       [{ store: { redis: 1 } }, "store.redis"],

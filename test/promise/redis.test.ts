@@ -48,6 +48,9 @@ describe("createRegistry on Redis", () => {
     assert.instanceOf(found, Promise)
     assert.strictEqual(((await found) as Credential.CredentialScope).credentialId, credential.credentialId)
     assert.strictEqual(await b.touch("thread-1"), 1)
+    const end = b.beginCall(credential.credentialId)
+    end()
+    end()
     assert.strictEqual((await b.get(credential.credentialId))?.threadId, "thread-1")
     assert.deepStrictEqual((await b.list()).map((info) => info.credentialId), [credential.credentialId])
 
