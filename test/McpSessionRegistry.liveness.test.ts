@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Clock, ConfigProvider, Effect, Layer, Logger, Option, Redacted, References } from "effect"
 import { TestClock } from "effect/testing"
 import { McpSessionRegistry, type RegistryConfig, type Revocation } from "../src/index.ts"
+import { stores } from "./support/stores.ts"
 
 const seconds = (n: number) => n * 1_000
 const minutes = (n: number) => n * 60_000
@@ -67,6 +68,8 @@ const onHandClock = (options: RegistryConfig.Options) =>
     )
     return { hand, registry, recorded }
   })
+
+const liveStores = stores()
 
 describe("McpSessionRegistry liveness", () => {
   describe("idle clock", () => {
@@ -185,142 +188,155 @@ describe("McpSessionRegistry liveness", () => {
       }).pipe(Effect.scoped))
   })
 
-  describe("calls in flight", () => {
-    it.effect("cannot go idle, and their end is a use at that instant", () =>
-      Effect.gen(function*() {
-        const registry = yield* Registry
-        const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
-        yield* registry.resolve(token(credential))
-        const end = yield* registry.beginCall(credential.credentialId)
-        yield* TestClock.adjust(minutes(45))
-        assert.strictEqual(yield* registry.sweep, 0)
-        const during = Option.getOrThrow(yield* registry.get(credential.credentialId))
-        // While in flight it cannot go idle: only the lifetime bounds it.
-        assert.strictEqual(during.idleExpiresAt, during.expiresAt)
-        end()
-        end()
-        const after = Option.getOrThrow(yield* registry.get(credential.credentialId))
-        assert.strictEqual(after.lastUsedAt, minutes(45))
-        assert.strictEqual(after.idleExpiresAt, minutes(55))
-        yield* TestClock.adjust(minutes(10) + 1)
-        assert.strictEqual(yield* registry.sweep, 1)
-      }).pipe(Effect.provide(McpSessionRegistry.layer({ idleTimeout: "10 minutes", sweepInterval: "1 day" }))))
+  // What applies to every store runs on both (idle is wall time on Redis, so the awake clock stays above).
+  for (const store of liveStores) {
+    describe(store.name, () => {
+      describe("calls in flight", () => {
+        it.effect("cannot go idle, and their end is a use at that instant", () =>
+          Effect.gen(function*() {
+            const registry = yield* Registry
+            const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+            yield* registry.resolve(token(credential))
+            const end = yield* registry.beginCall(credential.credentialId)
+            yield* store.advance(minutes(45))
+            assert.strictEqual(yield* registry.sweep, 0)
+            const during = Option.getOrThrow(yield* registry.get(credential.credentialId))
+            // While in flight it cannot go idle: only the lifetime bounds it.
+            assert.strictEqual(during.idleExpiresAt, during.expiresAt)
+            end()
+            end()
+            yield* store.settle
+            const after = Option.getOrThrow(yield* registry.get(credential.credentialId))
+            assert.strictEqual(after.lastUsedAt, minutes(45))
+            assert.strictEqual(after.idleExpiresAt, minutes(55))
+            yield* store.advance(minutes(10) + 1)
+            assert.strictEqual(yield* registry.sweep, 1)
+          }).pipe(Effect.provide(store.layer({ idleTimeout: "10 minutes", sweepInterval: "1 day" }))))
 
-    it.effect("each call counts: ending one twice does not end another", () =>
-      Effect.gen(function*() {
-        const registry = yield* Registry
-        const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
-        const first = yield* registry.beginCall(credential.credentialId)
-        const second = yield* registry.beginCall(credential.credentialId)
-        yield* TestClock.adjust(minutes(5))
-        first()
-        first()
-        yield* TestClock.adjust(minutes(30))
-        assert.strictEqual(yield* registry.sweep, 0)
-        second()
-        yield* TestClock.adjust(minutes(10) + 1)
-        assert.strictEqual(yield* reasonOf(registry.resolve(token(credential))), "idle")
-      }).pipe(Effect.provide(McpSessionRegistry.layer({ idleTimeout: "10 minutes", sweepInterval: "1 day" }))))
+        it.effect("each call counts: ending one twice does not end another", () =>
+          Effect.gen(function*() {
+            const registry = yield* Registry
+            const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+            const first = yield* registry.beginCall(credential.credentialId)
+            const second = yield* registry.beginCall(credential.credentialId)
+            yield* store.advance(minutes(5))
+            first()
+            first()
+            yield* store.settle
+            yield* store.advance(minutes(30))
+            assert.strictEqual(yield* registry.sweep, 0)
+            second()
+            yield* store.settle
+            yield* store.advance(minutes(10) + 1)
+            assert.strictEqual(yield* reasonOf(registry.resolve(token(credential))), "idle")
+          }).pipe(Effect.provide(store.layer({ idleTimeout: "10 minutes", sweepInterval: "1 day" }))))
 
-    it.effect("a call open past maxLifetime does not keep its credential, and its end revives nothing", () =>
-      Effect.gen(function*() {
-        const registry = yield* Registry
-        const recorded = recorder()
-        yield* registry.onRevoke(recorded.hook)
-        const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
-        yield* TestClock.adjust(minutes(5))
-        yield* registry.resolve(token(credential))
-        const end = yield* registry.beginCall(credential.credentialId)
-        // maxLifetime counts from the last use, which is the call's start.
-        yield* TestClock.adjust(hours(1) + 1)
-        assert.isTrue(Option.isNone(yield* registry.get(credential.credentialId)))
-        end()
-        assert.isTrue(Option.isNone(yield* registry.get(credential.credentialId)))
-        assert.strictEqual(yield* reasonOf(registry.resolve(token(credential))), "expired")
-        assert.deepStrictEqual(recorded.reasons(), ["expired"])
-      }).pipe(Effect.provide(McpSessionRegistry.layer({ idleTimeout: "10 minutes", maxLifetime: "1 hour" }))))
+        it.effect("a call open past maxLifetime does not keep its credential, and its end revives nothing", () =>
+          Effect.gen(function*() {
+            const registry = yield* Registry
+            const recorded = recorder()
+            yield* registry.onRevoke(recorded.hook)
+            const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+            yield* store.advance(minutes(5))
+            yield* registry.resolve(token(credential))
+            const end = yield* registry.beginCall(credential.credentialId)
+            // maxLifetime counts from the last use, which is the call's start.
+            yield* store.advance(hours(1) + 1)
+            assert.isTrue(Option.isNone(yield* registry.get(credential.credentialId)))
+            end()
+            yield* store.settle
+            assert.isTrue(Option.isNone(yield* registry.get(credential.credentialId)))
+            assert.strictEqual(yield* reasonOf(registry.resolve(token(credential))), "expired")
+            assert.deepStrictEqual(recorded.reasons(), ["expired"])
+          }).pipe(Effect.provide(store.layer({ idleTimeout: "10 minutes", maxLifetime: "1 hour" }))))
 
-    it.effect("the absolute cap holds over a call in flight; ending a revoked one is harmless", () =>
-      Effect.gen(function*() {
-        const registry = yield* Registry
-        const a = yield* registry.issue({ threadId: "a", providerInstanceId: "p" })
-        const endA = yield* registry.beginCall(a.credentialId)
-        for (let i = 0; i < 7; i++) {
-          yield* TestClock.adjust(minutes(9))
-          yield* registry.touch("a")
-        }
-        assert.strictEqual(yield* reasonOf(registry.resolve(token(a))), "expired")
-        endA()
-        const b = yield* registry.issue({ threadId: "b", providerInstanceId: "p" })
-        const endB = yield* registry.beginCall(b.credentialId)
-        assert.isTrue(yield* registry.revoke(b.credentialId))
-        endB()
-        assert.strictEqual(yield* reasonOf(registry.resolve(token(b))), "revoked")
-        // Unknown ids and dead credentials get an end that does nothing.
-        const none = yield* registry.beginCall("cred_nope")
-        none()
-        none()
-      }).pipe(
-        Effect.provide(McpSessionRegistry.layer({ idleTimeout: "10 minutes", absoluteLifetime: "1 hour" }))
-      ))
-  })
+        it.effect("the absolute cap holds over a call in flight; ending a revoked one is harmless", () =>
+          Effect.gen(function*() {
+            const registry = yield* Registry
+            const a = yield* registry.issue({ threadId: "a", providerInstanceId: "p" })
+            const endA = yield* registry.beginCall(a.credentialId)
+            for (let i = 0; i < 7; i++) {
+              yield* store.advance(minutes(9))
+              yield* registry.touch("a")
+            }
+            assert.strictEqual(yield* reasonOf(registry.resolve(token(a))), "expired")
+            endA()
+            yield* store.settle
+            const b = yield* registry.issue({ threadId: "b", providerInstanceId: "p" })
+            const endB = yield* registry.beginCall(b.credentialId)
+            assert.isTrue(yield* registry.revoke(b.credentialId))
+            endB()
+            yield* store.settle
+            assert.strictEqual(yield* reasonOf(registry.resolve(token(b))), "revoked")
+            // Unknown ids and dead credentials get an end that does nothing.
+            const none = yield* registry.beginCall("cred_nope")
+            none()
+            none()
+            yield* store.settle
+          }).pipe(
+            Effect.provide(store.layer({ idleTimeout: "10 minutes", absoluteLifetime: "1 hour" }))
+          ))
+      })
 
-  describe("slideOnUse: false", () => {
-    it.effect("resolves succeed and slide nothing; calls keep nothing alive; touch does", () =>
-      Effect.gen(function*() {
-        const registry = yield* Registry
-        const used = yield* registry.issue({ threadId: "used", providerInstanceId: "p" })
-        const touched = yield* registry.issue({ threadId: "touched", providerInstanceId: "p" })
-        const end = yield* registry.beginCall(used.credentialId)
-        for (let i = 0; i < 3; i++) {
-          yield* TestClock.adjust(minutes(3))
-          const scope = yield* registry.resolve(token(used))
-          assert.strictEqual(scope.lastUsedAt, 0)
-          assert.strictEqual(scope.expiresAt, used.expiresAt)
-          assert.strictEqual(scope.idleExpiresAt, minutes(10))
-          assert.strictEqual(yield* registry.touch("touched"), 1)
-        }
-        yield* TestClock.adjust(minutes(1) + 1)
-        end()
-        assert.strictEqual(yield* reasonOf(registry.resolve(token(used))), "idle")
-        const scope = yield* registry.resolve(token(touched))
-        assert.strictEqual(scope.lastUsedAt, minutes(9))
-        assert.strictEqual(scope.expiresAt, minutes(9) + hours(1))
-      }).pipe(
-        Effect.provide(McpSessionRegistry.layer({ idleTimeout: "10 minutes", maxLifetime: "1 hour", slideOnUse: false }))
-      ))
-  })
+      describe("slideOnUse: false", () => {
+        it.effect("resolves succeed and slide nothing; calls keep nothing alive; touch does", () =>
+          Effect.gen(function*() {
+            const registry = yield* Registry
+            const used = yield* registry.issue({ threadId: "used", providerInstanceId: "p" })
+            const touched = yield* registry.issue({ threadId: "touched", providerInstanceId: "p" })
+            const end = yield* registry.beginCall(used.credentialId)
+            for (let i = 0; i < 3; i++) {
+              yield* store.advance(minutes(3))
+              const scope = yield* registry.resolve(token(used))
+              assert.strictEqual(scope.lastUsedAt, 0)
+              assert.strictEqual(scope.expiresAt, used.expiresAt)
+              assert.strictEqual(scope.idleExpiresAt, minutes(10))
+              assert.strictEqual(yield* registry.touch("touched"), 1)
+            }
+            yield* store.advance(minutes(1) + 1)
+            end()
+            yield* store.settle
+            assert.strictEqual(yield* reasonOf(registry.resolve(token(used))), "idle")
+            const scope = yield* registry.resolve(token(touched))
+            assert.strictEqual(scope.lastUsedAt, minutes(9))
+            assert.strictEqual(scope.expiresAt, minutes(9) + hours(1))
+          }).pipe(
+            Effect.provide(store.layer({ idleTimeout: "10 minutes", maxLifetime: "1 hour", slideOnUse: false }))
+          ))
+      })
 
-  describe("replace", () => {
-    it.effect("a replacing issue replaces every live credential of the thread and provider instance", () =>
-      Effect.gen(function*() {
-        const registry = yield* Registry
-        const recorded = recorder()
-        yield* registry.onRevoke(recorded.hook)
-        const older = yield* registry.issue({ threadId: "t", providerInstanceId: "p", replace: false })
-        const old = yield* registry.issue({ threadId: "t", providerInstanceId: "p", replace: false })
-        const otherProvider = yield* registry.issue({ threadId: "t", providerInstanceId: "q" })
-        const otherThread = yield* registry.issue({ threadId: "u", providerInstanceId: "p" })
-        const fresh = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
-        yield* Effect.yieldNow
-        assert.sameMembers(recorded.events.map((e) => e.credential.credentialId), [older.credentialId, old.credentialId])
-        assert.deepStrictEqual(recorded.reasons(), ["replaced", "replaced"])
-        for (const gone of [older, old]) assert.strictEqual(yield* reasonOf(registry.resolve(token(gone))), "revoked")
-        const live = (yield* registry.list).map((info) => info.credentialId)
-        assert.sameMembers(live, [otherProvider.credentialId, otherThread.credentialId, fresh.credentialId])
-      }).pipe(Effect.provide(McpSessionRegistry.layer())))
+      describe("replace", () => {
+        it.effect("a replacing issue replaces every live credential of the thread and provider instance", () =>
+          Effect.gen(function*() {
+            const registry = yield* Registry
+            const recorded = recorder()
+            yield* registry.onRevoke(recorded.hook)
+            const older = yield* registry.issue({ threadId: "t", providerInstanceId: "p", replace: false })
+            const old = yield* registry.issue({ threadId: "t", providerInstanceId: "p", replace: false })
+            const otherProvider = yield* registry.issue({ threadId: "t", providerInstanceId: "q" })
+            const otherThread = yield* registry.issue({ threadId: "u", providerInstanceId: "p" })
+            const fresh = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+            yield* store.settle
+            assert.sameMembers(recorded.events.map((e) => e.credential.credentialId), [older.credentialId, old.credentialId])
+            assert.deepStrictEqual(recorded.reasons(), ["replaced", "replaced"])
+            for (const gone of [older, old]) assert.strictEqual(yield* reasonOf(registry.resolve(token(gone))), "revoked")
+            const live = (yield* registry.list).map((info) => info.credentialId)
+            assert.sameMembers(live, [otherProvider.credentialId, otherThread.credentialId, fresh.credentialId])
+          }).pipe(Effect.provide(store.layer())))
 
-    it.effect("the pair's credentials count as freed against the thread cap", () =>
-      Effect.gen(function*() {
-        const registry = yield* Registry
-        yield* registry.issue({ threadId: "t", providerInstanceId: "p", replace: false })
-        yield* registry.issue({ threadId: "t", providerInstanceId: "p", replace: false })
-        const full = yield* Effect.flip(registry.issue({ threadId: "t", providerInstanceId: "q" }))
-        assert.strictEqual(full._tag, "RegistryFull")
-        yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
-        assert.strictEqual((yield* registry.list).length, 1)
-      }).pipe(Effect.provide(McpSessionRegistry.layer({ maxCredentialsPerThread: 2 }))))
-  })
+        it.effect("the pair's credentials count as freed against the thread cap", () =>
+          Effect.gen(function*() {
+            const registry = yield* Registry
+            yield* registry.issue({ threadId: "t", providerInstanceId: "p", replace: false })
+            yield* registry.issue({ threadId: "t", providerInstanceId: "p", replace: false })
+            const full = yield* Effect.flip(registry.issue({ threadId: "t", providerInstanceId: "q" }))
+            assert.strictEqual(full._tag, "RegistryFull")
+            yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+            assert.strictEqual((yield* registry.list).length, 1)
+          }).pipe(Effect.provide(store.layer({ maxCredentialsPerThread: 2 }))))
+      })
+    })
+  }
 
   describe("ids", () => {
     it.effect("never contain `__`, nor begin or end their random part with `_`", () =>

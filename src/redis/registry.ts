@@ -260,6 +260,8 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
 
   // The opt-in local cache: digest -> scope and when it was read from Redis.
   const cacheMillis = redisConfig.cacheStalenessMillis
+  // Calls in flight on this replica, by credential.
+  const inFlight = new Map<string, number>()
   const cache = new Map<string, { readonly scope: CredentialScope; readonly readAt: number }>()
   const cacheIds = new Map<string, string>()
   const uncache = (credentialId: string) => {
@@ -293,13 +295,14 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   }
 
   const infoOf = (fields: ReadonlyArray<unknown>, offset = 0): CredentialInfo => {
+    const credentialId = String(fields[offset])
     const issuedAt = Number(fields[offset + 5])
     const lastUsedAt = Number(fields[offset + 6])
     const leaseText = fields[offset + 7]
     const lease = typeof leaseText === "string" || typeof leaseText === "number" ? Number(leaseText) : 0
     const expiresAt = Math.min(lastUsedAt + config.maxLifetimeMillis, issuedAt + config.absoluteLifetimeMillis)
     return {
-      credentialId: String(fields[offset]),
+      credentialId,
       providerSessionId: String(fields[offset + 1]),
       threadId: String(fields[offset + 2]),
       providerInstanceId: String(fields[offset + 3]),
@@ -307,7 +310,10 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       issuedAt,
       lastUsedAt,
       expiresAt,
-      idleExpiresAt: Math.min(Math.max(lastUsedAt + config.idleTimeoutMillis, lease), expiresAt)
+      // A call in flight here cannot go idle; elsewhere its lease says how long.
+      idleExpiresAt: inFlight.has(credentialId)
+        ? expiresAt
+        : Math.min(Math.max(lastUsedAt + config.idleTimeoutMillis, lease), expiresAt)
     }
   }
 
@@ -555,13 +561,12 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       )
     })
 
-  // Calls in flight on this replica, by credential. Redis cannot see a
-  // replica's open calls, so a heartbeat leases them: every `leaseEvery` it
-  // moves each one's idle deadline to `now + 3 * leaseEvery`, well inside the
-  // idle timeout. A replica that dies mid-call stops renewing, and the lease
-  // lapses within three periods; the lifetime caps apply throughout.
-  const inFlight = new Map<string, number>()
-  const leaseEvery = Math.max(1, Math.min(Math.floor(config.idleTimeoutMillis / 4), 10_000))
+  // Redis cannot see a replica's open calls, so a heartbeat leases them:
+  // every quarter of the idle timeout it moves each one's idle deadline to
+  // three quarters of it from now, so it never comes within half an idle
+  // timeout. A replica that dies mid-call stops renewing, and the lease lapses
+  // within three quarters of an idle timeout; the lifetime caps apply throughout.
+  const leaseEvery = Math.max(1, Math.floor(config.idleTimeoutMillis / 4))
   const sideCall = (operation: string, effect: Effect.Effect<unknown, Redis.RedisError>) =>
     fork(
       call(operation, effect).pipe(
