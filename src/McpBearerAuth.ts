@@ -22,6 +22,11 @@
  * none echoes the presented token. The handler reads the caller from
  * `CurrentCredential`.
  *
+ * The middleware marks every accepted request as a call in flight
+ * (`McpSessionRegistry.beginCall`) until its answer ends, a streamed answer
+ * when its stream ends: a tool call longer than `idleTimeout` keeps its
+ * credential, and its end is a use.
+ *
  * The per-request cost is a few header reads and one registry lookup: O(1) in
  * the number of live credentials, with no allocation on a refusal.
  *
@@ -40,6 +45,8 @@ import * as UrlParams from "effect/http/UrlParams"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type { CredentialScope } from "./Credential.ts"
 import * as Rules from "./guard/rules.ts"
+import * as InFlight from "./internal/inFlight.ts"
+import * as SyncLookup from "./internal/syncLookup.ts"
 import { McpSessionRegistry } from "./McpSessionRegistry.ts"
 
 /**
@@ -298,19 +305,33 @@ export const middleware = (options?: Options, internals?: MiddlewareInternals) =
       const guard = yield* makeGuard(options, registry, port)
       const onReject = (rejection: Rejection) => Effect.succeed(rejection.response)
       const forgetOrigin = internals?.forgetOrigin === true
+      // An accepted request is a call in flight until its answer ends, so a
+      // long tool call cannot let its credential go idle. The memory store's
+      // plain path marks it without an Effect of its own.
+      const beginCall = SyncLookup.syncLookup(registry)?.beginCall
+      const inFlight = <E, R>(
+        scope: CredentialScope,
+        handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+      ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
+        beginCall !== undefined
+          ? InFlight.whileAnswering(beginCall(scope.credentialId), handler)
+          : Effect.flatMap(registry.beginCall(scope.credentialId), (end) => InFlight.whileAnswering(end, handler))
       return (httpEffect) => {
         const accept = forgetOrigin
           ? (scope: CredentialScope) =>
             Effect.withFiber((fiber) => {
               const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
               const provided = Effect.provideService(httpEffect, CurrentCredential, scope)
-              return request.headers["origin"] === undefined ? provided : Effect.provideService(
-                provided,
-                HttpServerRequest.HttpServerRequest,
-                request.modify({ headers: Headers.remove(request.headers, "origin") })
+              return inFlight(
+                scope,
+                request.headers["origin"] === undefined ? provided : Effect.provideService(
+                  provided,
+                  HttpServerRequest.HttpServerRequest,
+                  request.modify({ headers: Headers.remove(request.headers, "origin") })
+                )
               )
             })
-          : (scope: CredentialScope) => Effect.provideService(httpEffect, CurrentCredential, scope)
+          : (scope: CredentialScope) => inFlight(scope, Effect.provideService(httpEffect, CurrentCredential, scope))
         const check = guard.wrap(accept, onReject)
         return Effect.withFiber((fiber) =>
           check(Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest), undefined)

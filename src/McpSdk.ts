@@ -32,6 +32,17 @@
  *   `McpSdk.tokenVerifierFromRuntime(runtime)` runs on any `ManagedRuntime`
  *   that provides the registry.
  *
+ * Calls in flight: the verifier sees only the token, at the start of a
+ * request, never the request's end, so on its own a tool call longer than
+ * `idleTimeout` can let its credential go idle. Put `McpSdk.callsInFlight()`
+ * (or `callsInFlightFromRuntime`, `callsInFlightFromRegistry`) after
+ * `requireBearerAuth`: it reads
+ * `req.auth` and keeps the call in flight until the response finishes or its
+ * connection closes, which for the SDK's streamed (SSE) answers is when the
+ * stream ends. What neither can see: work a tool goes on doing after its
+ * response ended, and a GET stream the client keeps open for server
+ * notifications, which counts as one long call (bounded by `maxLifetime`).
+ *
  * Import it from `mcp-session-registry/mcp-sdk`; the SDK is an optional peer
  * dependency needed only by this module.
  *
@@ -40,14 +51,16 @@
 import { InvalidTokenError, TemporarilyUnavailableError } from "@modelcontextprotocol/sdk/server/auth/errors.js"
 import type { OAuthTokenVerifier } from "@modelcontextprotocol/sdk/server/auth/provider.js"
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import * as Cause from "effect/Cause"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as ManagedRuntime from "effect/ManagedRuntime"
 import type { CredentialScope } from "./Credential.ts"
 import { InvalidCredential } from "./Credential.ts"
 import * as GuardAuthInfo from "./guard/authInfo.ts"
+import * as SyncLookup from "./internal/syncLookup.ts"
 import { McpSessionRegistry, StoreUnavailable } from "./McpSessionRegistry.ts"
 import type { Registry } from "./promise/Registry.ts"
 
@@ -237,3 +250,84 @@ export const tokenVerifierFromRegistry = (
     return toAuthInfo(found, token, options)
   }
 })
+
+/**
+ * A Node (Express, Connect) middleware that keeps a request in flight, as
+ * `McpSessionRegistry.beginCall` describes, from `requireBearerAuth` to the
+ * end of its response.
+ *
+ * @since 0.1.0
+ */
+export type CallsInFlight = (
+  req: IncomingMessage & { readonly auth?: AuthInfo | undefined },
+  res: ServerResponse,
+  next: (error?: unknown) => void
+) => void
+
+const trackCalls = (begin: (credentialId: string) => (() => void) | Promise<() => void>): CallsInFlight => (req, res, next) => {
+  const credentialId = caller(req.auth)?.credentialId
+  if (credentialId !== undefined) {
+    let over = false
+    let end: (() => void) | undefined
+    const finish = () => {
+      over = true
+      end?.()
+    }
+    // `close` follows `finish`, and comes alone when the client went away.
+    res.once("finish", finish)
+    res.once("close", finish)
+    try {
+      const begun = begin(credentialId)
+      if (typeof begun === "function") {
+        end = begun
+        if (over) begun()
+      } else {
+        begun.then((ended) => {
+          end = ended
+          if (over) ended()
+        }, () => {})
+      }
+    } catch {
+      // Tracking is best effort: a request is never failed for it.
+    }
+  }
+  next()
+}
+
+/**
+ * `callsInFlight` for the registry of the current context. Place it after
+ * `requireBearerAuth` with a verifier of this module.
+ *
+ * ```ts
+ * const verifier = yield* McpSdk.tokenVerifier()
+ * const inFlight = yield* McpSdk.callsInFlight()
+ * app.post("/mcp", requireBearerAuth({ verifier }), inFlight, mcpHandler)
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const callsInFlight = (): Effect.Effect<CallsInFlight, never, McpSessionRegistry> =>
+  Effect.map(Effect.context<McpSessionRegistry>(), (context) => {
+    const registry = Context.get(context, McpSessionRegistry)
+    const sync = SyncLookup.syncLookup(registry)
+    return trackCalls(sync !== undefined ? sync.beginCall : (id) => Effect.runPromiseWith(context)(registry.beginCall(id)))
+  })
+
+/**
+ * `callsInFlight` for the registry of a `ManagedRuntime`, for plain Promise code.
+ *
+ * @since 0.1.0
+ */
+export const callsInFlightFromRuntime = <E>(
+  runtime: ManagedRuntime.ManagedRuntime<McpSessionRegistry, E>
+): CallsInFlight =>
+  trackCalls((credentialId) => runtime.runPromise(McpSessionRegistry.use((registry) => registry.beginCall(credentialId))))
+
+/**
+ * `callsInFlight` for the registry `createRegistry` built
+ * (`mcp-session-registry/promise`).
+ *
+ * @since 0.1.0
+ */
+export const callsInFlightFromRegistry = (registry: Pick<Registry, "beginCall">): CallsInFlight =>
+  trackCalls((credentialId) => registry.beginCall(credentialId))
