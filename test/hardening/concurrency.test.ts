@@ -9,7 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { type Credential, McpSessionRegistry, type Revocation } from "../../src/index.ts"
-import { stores, type StoreUnderTest } from "../support/stores.ts"
+import { replicaPair, stores, type StoreUnderTest } from "../support/stores.ts"
 import { metricValue, recorder, seeded } from "./support.ts"
 
 const workers = 120
@@ -254,7 +254,8 @@ const runOnce = (seed: number, store: StoreUnderTest) =>
     return { counts, known: known.length, reasons: recorded.events.map((e) => e.reason) }
   })
 
-for (const store of stores()) describe(`hardening: concurrency (${store.name})`, () => {
+// The Redis run twice: one registry, then two replicas on one prefix with calls spread over both.
+for (const store of [...stores(), replicaPair()]) describe(`hardening: concurrency (${store.name})`, () => {
   it.effect("120 fibers of random operations on shared threads keep every invariant", () =>
     Effect.gen(function*() {
       const result = yield* runOnce(Number(process.env.HARDENING_SEED ?? 20261123), store)

@@ -18,7 +18,7 @@ import { pendingCalls } from "../../src/redis/registry.ts"
 import { type RedisServer, startRedisServer } from "./redis.ts"
 
 export interface StoreUnderTest {
-  readonly name: "memory" | "redis"
+  readonly name: "memory" | "redis" | "redis, two replicas"
   /** A registry layer on this store; each call on Redis is a fresh, independent prefix. */
   readonly layer: (
     options?: McpSessionRegistry.RedisOptions
@@ -35,7 +35,8 @@ export interface StoreUnderTest {
 
 const realPause = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
-const settleRedis: Effect.Effect<void> = Effect.gen(function*() {
+/** Waits until no Redis store call is in flight in this process. */
+export const settleRedis: Effect.Effect<void> = Effect.gen(function*() {
   // Two quiet turns in a row: a call's end can start hooks or another call.
   let quiet = 0
   for (let i = 0; i < 4000 && quiet < 3; i++) {
@@ -46,6 +47,20 @@ const settleRedis: Effect.Effect<void> = Effect.gen(function*() {
 })
 
 let prefixes = 0
+
+/** A fresh key prefix: an independent registry on a shared server. */
+export const freshPrefix = () => `test${process.pid}x${++prefixes}`
+
+/** `TestClock.adjust` in steps, letting Redis calls finish after each. */
+export const advanceRedis = (duration: Duration.Input, step = 60_000): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const millis = Duration.toMillis(Duration.fromInputUnsafe(duration))
+    yield* settleRedis
+    for (let left = millis; left > 0; left -= step) {
+      yield* TestClock.adjust(Math.min(step, left))
+      yield* settleRedis
+    }
+  })
 
 /** Both stores; registers the file's `beforeAll`/`afterAll` that run the Redis server. */
 export const stores = (): ReadonlyArray<StoreUnderTest> => {
@@ -60,7 +75,7 @@ export const stores = (): ReadonlyArray<StoreUnderTest> => {
     if (server === undefined) throw new Error("redis-server did not start")
     return server.url
   }
-  const prefix = () => `test${process.pid}x${++prefixes}`
+  const prefix = freshPrefix
   const memory: StoreUnderTest = {
     name: "memory",
     layer: (options) => McpSessionRegistry.layer(options),
@@ -87,17 +102,58 @@ export const stores = (): ReadonlyArray<StoreUnderTest> => {
         )
       ),
     settle: settleRedis,
-    advance: (duration, step = 60_000) =>
-      Effect.gen(function*() {
-        const millis = Duration.toMillis(Duration.fromInputUnsafe(duration))
-        yield* settleRedis
-        for (let left = millis; left > 0; left -= step) {
-          yield* TestClock.adjust(Math.min(step, left))
-          yield* settleRedis
-        }
-      })
+    advance: advanceRedis
   }
+  // Two replicas on one prefix, each with its own client, behind one service
+  // that sends every call to the next replica in turn.
+  const replicas: StoreUnderTest = {
+    name: "redis, two replicas",
+    layer: (options) => Layer.effect(McpSessionRegistry.McpSessionRegistry, replicas.make(options)),
+    make: (options) =>
+      Effect.gen(function*() {
+        const keyPrefix = prefix()
+        const build = Effect.flatMap(
+          Layer.build(NodeRedis.layer({ url: url() })),
+          (context) =>
+            McpSessionRegistry.makeRedis({ revokeOnShutdown: true, ...options, keyPrefix }).pipe(Effect.provide(context))
+        )
+        const pair = [yield* build, yield* build] as const
+        let turn = 0
+        const next = () => pair[turn++ & 1]!
+        const routed: McpSessionRegistry.McpSessionRegistry["Service"] = {
+          issue: (request) => next().issue(request),
+          issueScoped: (request) => next().issueScoped(request),
+          resolve: (token) => next().resolve(token),
+          touch: (threadId) => next().touch(threadId),
+          revoke: (id) => next().revoke(id),
+          revokeProviderSession: (id) => next().revokeProviderSession(id),
+          revokeThread: (threadId) => next().revokeThread(threadId),
+          revokeAll: Effect.suspend(() => next().revokeAll),
+          list: Effect.suspend(() => next().list),
+          get: (id) => next().get(id),
+          onRevoke: (hook) => pair[0].onRevoke(hook),
+          sweep: Effect.suspend(() => next().sweep),
+          beginCall: (id) => next().beginCall(id),
+          reportPower: (event) => next().reportPower(event)
+        }
+        return routed
+      }),
+    settle: settleRedis,
+    advance: advanceRedis
+  }
+  lastReplicas = replicas
   return [memory, redis]
+}
+
+let lastReplicas: StoreUnderTest | undefined
+
+/**
+ * Two Redis replicas behind one service, calls spread over both; only
+ * after `stores()` in the same file (it runs the server).
+ */
+export const replicaPair = (): StoreUnderTest => {
+  if (lastReplicas === undefined) throw new Error("call stores() first")
+  return lastReplicas
 }
 
 /** The URL of a Redis server for files that need only Redis. */
