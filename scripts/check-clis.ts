@@ -15,6 +15,10 @@
  * - after the credential is revoked, the CLI is refused;
  * - the token never appears on the command line or in any file the CLI wrote.
  *
+ * It also reports the OAuth discovery and client registration requests each
+ * CLI made (`/.well-known/...`, `/register`): the launch configs turn OAuth
+ * off, so a refusal should reach the agent as such and none should be made.
+ *
  * No model is needed: each CLI connects its MCP servers before (or without)
  * talking to one. Everything stays on 127.0.0.1; Codex is pointed at a model
  * provider on a closed loopback port.
@@ -86,10 +90,17 @@ const registry = <A, E>(f: (r: McpSessionRegistry.McpSessionRegistry["Service"])
 // Which provider instances got through the guard, and which were refused.
 const accepted = new Set<string>()
 const refusals: Array<string> = []
+// OAuth discovery and dynamic client registration requests, in order.
+const oauthProbes: Array<string> = []
 
 const serve = (): Promise<{ endpoint: string; close: () => void }> =>
   new Promise((resolve) => {
     const app = express()
+    app.use((req, res, next) => {
+      if (!req.path.startsWith("/.well-known/") && req.path !== "/register") return next()
+      oauthProbes.push(`${req.method} ${req.path}`)
+      res.status(404).json({ error: "not_found" })
+    })
     app.use("/mcp", (req, res, next) => {
       res.on("finish", () => {
         if (res.statusCode === 401) refusals.push(String(res.getHeader("www-authenticate")))
@@ -169,6 +180,8 @@ interface Check {
   readonly refusedAfterRevoke: boolean
   readonly tokenInArgv: boolean
   readonly tokenInFiles: Array<string>
+  /** OAuth discovery or registration requests the CLI made. */
+  readonly oauthProbes: Array<string>
   readonly note: string
 }
 
@@ -191,6 +204,7 @@ const check = async (
   const token = Redacted.value(credential.token)
   const launch = await Effect.runPromise(make({ credential, serverName: "host", endpoint }))
   const box = sandbox(cli, launch, extraEnv)
+  const probesBefore = oauthProbes.length
   try {
     const output = await attempt(box, launch, () => accepted.has(id))
     const connected = accepted.has(id)
@@ -206,6 +220,7 @@ const check = async (
       refusedAfterRevoke,
       tokenInArgv: launch.args.some((arg) => arg.includes(token)),
       tokenInFiles: filesHolding(box.home, token),
+      oauthProbes: oauthProbes.slice(probesBefore),
       note: connected ? "" : `${output}\n---\n${after}`.replaceAll(token, "<token>").slice(-2000)
     }
   } finally {
@@ -317,6 +332,8 @@ const checkAll = async (dir: string) => {
       } ${r.tokenInFiles.length === 0 ? "none" : r.tokenInFiles.join(", ")}`
     )
     if (!ok && r.note !== "") console.log(`  output:\n${r.note.replace(/^/gm, "    ")}`)
+    // Reported, not failed: a CLI with no OAuth switch may probe anyway.
+    if (r.oauthProbes.length > 0) console.log(`  OAuth probes despite OAuth off: ${r.oauthProbes.join(", ")}`)
   }
   console.log(failed ? "\nSome checks FAILED." : "\nAll checks passed.")
   process.exitCode = failed ? 1 : 0

@@ -21,6 +21,14 @@
  * - Gemini CLI expands `$VAR` in `settings.json` values, `headers` included.
  * - OpenCode substitutes `{env:VAR}` anywhere in its config.
  *
+ * A refused token must reach the agent as the refusal it is, not start an
+ * OAuth flow: OpenCode's entry sets `oauth: false` (else a 401 sends it
+ * probing for OAuth metadata and registering a client), Gemini CLI's sets
+ * `oauth.enabled: false` (its default, made explicit). Claude Code and Codex
+ * have no such switch: Claude Code starts no OAuth flow for a server whose
+ * `Authorization` header is configured, and Codex only through
+ * `codex mcp login`.
+ *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
@@ -262,9 +270,10 @@ export const codex: (input: LaunchInput) => Effect.Effect<LaunchConfig, InvalidL
 )
 
 /**
- * Gemini CLI: `mcpServers.<name>` with `httpUrl` (Streamable HTTP) and an
+ * Gemini CLI: `mcpServers.<name>` with `httpUrl` (Streamable HTTP), an
  * `Authorization` header of `Bearer $VAR`, which Gemini CLI expands when it
- * loads its settings.
+ * loads its settings, and `oauth: { enabled: false }`, so a refusal is shown
+ * as such and never starts OAuth discovery.
  *
  * Gemini CLI has no flag for MCP servers: merge `config` into
  * `.gemini/settings.json` in the workspace (or a file named by
@@ -278,13 +287,20 @@ export const geminiCli: (input: LaunchInput) => Effect.Effect<LaunchConfig, Inva
   ({ envVar, serverName, token, url }) => ({
     env: { [envVar]: token },
     args: [],
-    config: { mcpServers: { [serverName]: { httpUrl: url, headers: { Authorization: `Bearer $${envVar}` } } } }
+    config: {
+      mcpServers: {
+        [serverName]: { httpUrl: url, headers: { Authorization: `Bearer $${envVar}` }, oauth: { enabled: false } }
+      }
+    }
   })
 )
 
 /**
  * OpenCode: `mcp.<name>` of type `remote` with an `Authorization` header of
- * `Bearer {env:VAR}`, which OpenCode substitutes when it loads its config.
+ * `Bearer {env:VAR}`, which OpenCode substitutes when it loads its config,
+ * and `oauth: false`: without it, a 401 sends OpenCode probing the server's
+ * `/.well-known/` OAuth metadata and registering a client at `/register`,
+ * and the agent sees a failed OAuth flow instead of the refusal's reason.
  *
  * OpenCode has no flag for MCP servers: pass `config` as
  * `OPENCODE_CONFIG_CONTENT=<json>` in the child's environment (merged over the
@@ -298,7 +314,15 @@ export const openCode: (input: LaunchInput) => Effect.Effect<LaunchConfig, Inval
     env: { [envVar]: token },
     args: [],
     config: {
-      mcp: { [serverName]: { type: "remote", url, enabled: true, headers: { Authorization: `Bearer {env:${envVar}}` } } }
+      mcp: {
+        [serverName]: {
+          type: "remote",
+          url,
+          enabled: true,
+          headers: { Authorization: `Bearer {env:${envVar}}` },
+          oauth: false
+        }
+      }
     }
   })
 )

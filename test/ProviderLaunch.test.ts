@@ -73,19 +73,21 @@ describe("ProviderLaunch", () => {
         assertTokenOnlyInEnv(launch, credential)
       }))
 
-    it.effect("Gemini CLI: mcpServers.<name> with httpUrl and Bearer $VAR, no args", () =>
+    it.effect("Gemini CLI: mcpServers.<name> with httpUrl, Bearer $VAR and OAuth off, no args", () =>
       Effect.gen(function*() {
         const credential = yield* issue()
         const launch = yield* ProviderLaunch.geminiCli({ credential, serverName: "host", endpoint })
         assert.deepStrictEqual(launch.config, {
-          mcpServers: { host: { httpUrl: endpoint, headers: { Authorization: "Bearer $MCP_SESSION_TOKEN" } } }
+          mcpServers: {
+            host: { httpUrl: endpoint, headers: { Authorization: "Bearer $MCP_SESSION_TOKEN" }, oauth: { enabled: false } }
+          }
         })
         assert.deepStrictEqual(launch.args, [])
         assert.deepStrictEqual(launch.env, { MCP_SESSION_TOKEN: Redacted.value(credential.token) })
         assertTokenOnlyInEnv(launch, credential)
       }))
 
-    it.effect("OpenCode: mcp.<name> of type remote with Bearer {env:VAR}, no args", () =>
+    it.effect("OpenCode: mcp.<name> of type remote with Bearer {env:VAR} and oauth: false, no args", () =>
       Effect.gen(function*() {
         const credential = yield* issue()
         const launch = yield* ProviderLaunch.openCode({ credential, serverName: "host", endpoint })
@@ -95,7 +97,9 @@ describe("ProviderLaunch", () => {
               type: "remote",
               url: endpoint,
               enabled: true,
-              headers: { Authorization: "Bearer {env:MCP_SESSION_TOKEN}" }
+              headers: { Authorization: "Bearer {env:MCP_SESSION_TOKEN}" },
+              // A 401 must not send OpenCode into OAuth discovery and client registration.
+              oauth: false
             }
           }
         })
