@@ -12,7 +12,12 @@ import { createRegistry, reveal } from "mcp-session-registry/promise"
 const registry = await createRegistry()
 
 const app = express()
-app.use("/mcp", requireBearerAuth({ verifier: McpSdk.tokenVerifierFromRegistry(registry) }), express.json())
+app.use(
+  "/mcp",
+  requireBearerAuth({ verifier: McpSdk.tokenVerifierFromRegistry(registry) }),
+  McpSdk.callsInFlightFromRegistry(registry), // a tool call in flight keeps its session
+  express.json()
+)
 app.post("/mcp", async (req, res) => {
   const server = new McpServer({ name: "host", version: "1.0.0" })
   server.registerTool("whoami", { description: "Who is calling" }, async (extra) => {
