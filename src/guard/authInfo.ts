@@ -37,33 +37,49 @@ export interface AuthInfoExtra {
   readonly idleExpiresAt: number
 }
 
+// The token lives in a private field behind a getter on the prototype, so
+// it is no own property: `JSON.stringify`, `Object.keys`, spreading and
+// `util.inspect` leave it out, and no per-object property definition is paid
+// for (that was most of this function's cost on every request).
+class CallerAuthInfo implements AuthInfo {
+  readonly #token: string
+  clientId: string
+  scopes: Array<string>
+  expiresAt: number
+  extra: Record<string, unknown>
+  declare resource?: URL
+  constructor(scope: CredentialScope, token: string) {
+    this.#token = token
+    this.clientId = scope.providerInstanceId
+    this.scopes = scope.capabilities.slice()
+    this.expiresAt = Math.floor(scope.expiresAt / 1000)
+    const extra: AuthInfoExtra = {
+      credentialId: scope.credentialId,
+      threadId: scope.threadId,
+      providerSessionId: scope.providerSessionId,
+      providerInstanceId: scope.providerInstanceId,
+      idleExpiresAt: scope.idleExpiresAt
+    }
+    this.extra = extra as unknown as Record<string, unknown>
+  }
+  get token(): string {
+    return this.#token
+  }
+}
+
 /**
  * Maps a resolved credential to the SDK's `AuthInfo`.
  *
  * `clientId` is the provider instance, `scopes` are the capabilities, and
  * `expiresAt` is the credential's (sliding) expiry in epoch seconds, rounded
- * down. The SDK requires the `token` field; it is kept non-enumerable so that
- * logging or serializing the `AuthInfo` does not print it.
+ * down. The SDK requires the `token` field; it is readable but no own
+ * property, so logging or serializing the `AuthInfo` does not print it.
  *
  * @since 0.1.0
  */
 export const toAuthInfo = (scope: CredentialScope, token: string, resource?: URL | undefined): AuthInfo => {
-  const extra: AuthInfoExtra = {
-    credentialId: scope.credentialId,
-    threadId: scope.threadId,
-    providerSessionId: scope.providerSessionId,
-    providerInstanceId: scope.providerInstanceId,
-    idleExpiresAt: scope.idleExpiresAt
-  }
-  const info: AuthInfo = {
-    token: "",
-    clientId: scope.providerInstanceId,
-    scopes: scope.capabilities.slice(),
-    expiresAt: Math.floor(scope.expiresAt / 1000),
-    extra: extra as unknown as Record<string, unknown>
-  }
+  const info = new CallerAuthInfo(scope, token)
   if (resource !== undefined) info.resource = resource
-  Object.defineProperty(info, "token", { value: token, enumerable: false, writable: false })
   return info
 }
 
