@@ -210,6 +210,9 @@ export const makeGuard = Effect.fnUntraced(function*(
     Rules.rejectionKinds.map((kind) => [kind, toRejection(rules.refusals[kind])])
   ) as { readonly [K in RejectionKind]: Rejection }
   const rejectionOf = (refusal: Rules.Refusal): Rejection => rejections[refusal.kind]
+  // The memory store answers without a fiber: the lookup then costs no
+  // effect of its own (a store across the network goes through `resolve`).
+  const sync = SyncLookup.syncLookup(registry)
 
   // Node's request: its raw header list and the target as sent (Effect's
   // `url` drops an absolute-form target's authority); anything else (a web
@@ -250,9 +253,16 @@ export const makeGuard = Effect.fnUntraced(function*(
       _searchParams?: Readonly<Record<string, unknown>> | undefined
     ): Effect.Effect<A, E, R> => {
       const checked = precheck(request)
-      return typeof checked === "string"
-        ? Effect.matchCauseEffect(registry.resolve(checked), outcomes)
-        : onReject(rejectionOf(checked))
+      if (typeof checked !== "string") return onReject(rejectionOf(checked))
+      if (sync === undefined) return Effect.matchCauseEffect(registry.resolve(checked), outcomes)
+      let found: CredentialScope | Rules.LookupFailure
+      try {
+        found = sync.lookup(checked)
+      } catch (defect) {
+        return outcomes.onFailure(Cause.die(defect))
+      }
+      const judged = rules.judge(found)
+      return judged === found ? onAccept(found as CredentialScope) : onReject(rejectionOf(judged as Rules.Refusal))
     }
   }
 
