@@ -1,14 +1,22 @@
 /**
- * Measurement 5: what the HTTP guard costs. One Node HTTP server on
- * 127.0.0.1 serves the same tool-less handler twice: at `/bare`, and at
- * `/guarded` behind `McpBearerAuth.layer()`. The registry holds `live`
- * credentials; every request of both runs carries the next of them in its
- * `Authorization` header, so the two runs differ only in the guard. Runs
- * alternate, bare and guarded in turn, and the median of each is compared. The
- * server's CPU time per request is compared too: on two cores the load
- * generator can be what limits the rate, and then only CPU shows the cost.
+ * Measurement 5: what the HTTP guards cost. Each guard is measured on its own
+ * stack against the bare route of that same stack:
+ *
+ * - `McpBearerAuth` on Effect's HTTP server (`/bare` and `/guarded` behind
+ *   `McpBearerAuth.layer()`);
+ * - `nodeGuard` on a plain `node:http` server;
+ * - `webGuard` on `@hono/node-server`'s request listener (the Web-standard
+ *   `Request`/`Response` stack Hono runs on in Node).
+ *
+ * The registry holds `live` credentials; every request of every run carries
+ * the next of them in its `Authorization` header, so bare and guarded differ
+ * only in the guard. Runs alternate, bare and guarded in turn, and the median
+ * of each is compared. The server's CPU time per request is compared too: on
+ * two cores the load generator can be what limits the rate, and then only CPU
+ * shows the cost.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import { getRequestListener } from "@hono/node-server"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -16,19 +24,22 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { type ChildProcess, fork } from "node:child_process"
-import { createServer } from "node:http"
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
 import { fileURLToPath } from "node:url"
+import { fromService, nodeGuard, webGuard } from "../src/guard/index.ts"
 import * as McpBearerAuth from "../src/McpBearerAuth.ts"
 import * as McpSessionRegistry from "../src/McpSessionRegistry.ts"
 import { median } from "./harness.ts"
 import type { LoadRequest, LoadResult } from "./load.ts"
 import { optionsFor, populate } from "./population.ts"
 
-/** What measurement 5 found. */
-export interface GuardResult {
-  readonly liveCredentials: number
-  readonly connections: number
-  readonly secondsPerRun: number
+/** One guard against the bare route of its stack. */
+export interface GuardPair {
+  /** `McpBearerAuth`, `nodeGuard` or `webGuard`. */
+  readonly guard: string
+  /** The server it ran on. */
+  readonly stack: string
   readonly withoutGuard: number
   readonly withGuard: number
   /** `withGuard / withoutGuard`. */
@@ -44,6 +55,17 @@ export interface GuardResult {
   readonly cpuMicrosPerRequest: { readonly withoutGuard: number; readonly withGuard: number }
   /** `(guarded / bare - 1) * 100` of the CPU time per request. */
   readonly cpuCostPercent: number
+}
+
+/**
+ * What measurement 5 found. The top-level figures are `McpBearerAuth`'s (the
+ * first of `guards`); `guards` has every guard.
+ */
+export interface GuardResult extends GuardPair {
+  readonly liveCredentials: number
+  readonly connections: number
+  readonly secondsPerRun: number
+  readonly guards: ReadonlyArray<GuardPair>
 }
 
 const ok = HttpServerResponse.text("ok")
@@ -79,7 +101,29 @@ const load = (child: ChildProcess, request: LoadRequest): Effect.Effect<LoadResu
     child.send(request)
   })
 
-/** Serves both routes, then loads them in alternation. */
+const answer = (res: ServerResponse) => {
+  res.writeHead(200, { "content-type": "text/plain" })
+  res.end("ok")
+}
+
+/** A node:http server on 127.0.0.1, a free port, for the scope. */
+const listening = (listener: (req: IncomingMessage, res: ServerResponse) => void) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly base: string; readonly close: () => void }>((resume) => {
+      const server = createServer(listener)
+      server.listen(0, "127.0.0.1", () =>
+        resume(Effect.succeed({
+          base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+          close: () => {
+            server.closeAllConnections()
+            server.close()
+          }
+        })))
+    }),
+    (server) => Effect.sync(server.close)
+  )
+
+/** Serves each stack's two routes, then loads them in alternation. */
 export const measure = (options: {
   readonly live: number
   readonly connections: number
@@ -97,57 +141,86 @@ export const measure = (options: {
     const server = Context.get(context, HttpServer.HttpServer)
     const registry = Context.get(context, McpSessionRegistry.McpSessionRegistry)
     if (server.address._tag === "UnixPathAddress") throw new Error("guard: expected a TCP address")
-    const base = `http://127.0.0.1:${server.address.port}`
     const tokens = yield* populate(registry, options.live)
     const child = yield* loadGenerator
-    const cpu = { "/bare": [] as Array<number>, "/guarded": [] as Array<number> }
-    const run = Effect.fnUntraced(function*(path: "/bare" | "/guarded", seconds: number) {
-      const before = process.cpuUsage()
-      const result = yield* load(child, {
-        url: base + path,
-        tokens,
-        connections: options.connections,
-        seconds,
-        amount: options.amount
-      })
-      if (result.non2xx > 0 || result.errors > 0 || result.requests === 0) {
-        throw new Error(`guard: ${path} answered ${result.non2xx} non-2xx and ${result.errors} errors`)
-      }
-      const used = process.cpuUsage(before)
-      cpu[path].push((used.user + used.system) / result.requests)
-      return result.requestsPerSecond
+    const guardRegistry = fromService(registry)
+
+    const node = nodeGuard(guardRegistry)
+    const nodeServer = yield* listening((req, res) => {
+      if (req.url === "/guarded") node(req, res, () => answer(res))
+      else answer(res)
     })
-    if (options.amount === undefined) {
-      // Warm-up of both paths, untimed.
-      yield* run("/bare", 1)
-      yield* run("/guarded", 1)
-    }
-    cpu["/bare"].length = 0
-    cpu["/guarded"].length = 0
-    const bare: Array<number> = []
-    const guarded: Array<number> = []
-    // The order alternates, so neither side always runs second.
-    for (let round = 0; round < options.rounds; round++) {
-      if (round % 2 === 0) {
-        bare.push(yield* run("/bare", options.seconds))
-        guarded.push(yield* run("/guarded", options.seconds))
-      } else {
-        guarded.push(yield* run("/guarded", options.seconds))
-        bare.push(yield* run("/bare", options.seconds))
+
+    const web = webGuard(guardRegistry)
+    const okResponse = () => new Response("ok", { headers: { "content-type": "text/plain" } })
+    const webServer = yield* listening(getRequestListener((request) => {
+      if (!request.url.endsWith("/guarded")) return okResponse()
+      const caller = web.check(request)
+      return caller instanceof Response ? caller : okResponse()
+    }, { overrideGlobalObjects: false }))
+
+    const pair = Effect.fnUntraced(function*(guard: string, stackName: string, base: string) {
+      const cpu = { "/bare": [] as Array<number>, "/guarded": [] as Array<number> }
+      const run = Effect.fnUntraced(function*(path: "/bare" | "/guarded", seconds: number) {
+        const before = process.cpuUsage()
+        const result = yield* load(child, {
+          url: base + path,
+          tokens,
+          connections: options.connections,
+          seconds,
+          amount: options.amount
+        })
+        if (result.non2xx > 0 || result.errors > 0 || result.requests === 0) {
+          throw new Error(`guard: ${guard} ${path} answered ${result.non2xx} non-2xx and ${result.errors} errors`)
+        }
+        const used = process.cpuUsage(before)
+        cpu[path].push((used.user + used.system) / result.requests)
+        return result.requestsPerSecond
+      })
+      if (options.amount === undefined) {
+        // Warm-up of both paths, untimed.
+        yield* run("/bare", 1)
+        yield* run("/guarded", 1)
       }
-    }
-    const withoutGuard = median(bare)
-    const withGuard = median(guarded)
+      cpu["/bare"].length = 0
+      cpu["/guarded"].length = 0
+      const bare: Array<number> = []
+      const guarded: Array<number> = []
+      // The order alternates, so neither side always runs second.
+      for (let round = 0; round < options.rounds; round++) {
+        if (round % 2 === 0) {
+          bare.push(yield* run("/bare", options.seconds))
+          guarded.push(yield* run("/guarded", options.seconds))
+        } else {
+          guarded.push(yield* run("/guarded", options.seconds))
+          bare.push(yield* run("/bare", options.seconds))
+        }
+      }
+      const withoutGuard = median(bare)
+      const withGuard = median(guarded)
+      return {
+        guard,
+        stack: stackName,
+        withoutGuard,
+        withGuard,
+        ratio: withGuard / withoutGuard,
+        costPercent: (1 - withGuard / withoutGuard) * 100,
+        samples: { withoutGuard: bare, withGuard: guarded },
+        cpuMicrosPerRequest: { withoutGuard: median(cpu["/bare"]), withGuard: median(cpu["/guarded"]) },
+        cpuCostPercent: (median(cpu["/guarded"]) / median(cpu["/bare"]) - 1) * 100
+      } satisfies GuardPair
+    })
+
+    const guards = [
+      yield* pair("McpBearerAuth", "Effect HttpRouter on node:http", `http://127.0.0.1:${server.address.port}`),
+      yield* pair("nodeGuard", "node:http", nodeServer.base),
+      yield* pair("webGuard", "@hono/node-server request listener", webServer.base)
+    ]
     return {
+      ...guards[0]!,
       liveCredentials: options.live,
       connections: options.connections,
       secondsPerRun: options.seconds,
-      withoutGuard,
-      withGuard,
-      ratio: withGuard / withoutGuard,
-      costPercent: (1 - withGuard / withoutGuard) * 100,
-      samples: { withoutGuard: bare, withGuard: guarded },
-      cpuMicrosPerRequest: { withoutGuard: median(cpu["/bare"]), withGuard: median(cpu["/guarded"]) },
-      cpuCostPercent: (median(cpu["/guarded"]) / median(cpu["/bare"]) - 1) * 100
+      guards
     }
   }))

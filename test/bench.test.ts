@@ -72,7 +72,7 @@ describe("npm run bench", () => {
       assert.strictEqual(results.sweep!.reclaimed, results.sweep!.size)
       assert.isTrue(results.guard!.withGuard > 0 && results.guard!.withoutGuard > 0)
       // One goal per requirement of the issue, each printed in the table.
-      assert.strictEqual(results.goals.length, 9)
+      assert.strictEqual(results.goals.length, 14)
       for (const goal of results.goals) assert.include(stdout, goal.goal)
       // The tokens the bench minted never reach its output.
       assert.notMatch(stdout, /mcpsr_[A-Za-z0-9_-]{49}/)
