@@ -670,8 +670,12 @@ for (const store of stores()) describe(`McpSessionRegistry (${store.name})`, () 
       const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
       yield* store.advance("1 second")
       yield* Fiber.join(closing)
-      assert.strictEqual(lines.length, 2)
-      assert.include(lines[1], "999 more credentials")
+      // The hooks' lines only: on a slow machine TestClock may add its own
+      // warning while the Redis store's I/O runs in real time.
+      const hookLines = lines.filter((line) => line.startsWith("Revocation hook"))
+      assert.strictEqual(hookLines.length, 2)
+      assert.include(hookLines[1], "999 more credentials")
+      assert.deepStrictEqual(lines.filter((line) => !line.startsWith("Revocation hook") && !line.includes("advancing the test clock")), [])
     }))
 
   describe("observability", () => {
