@@ -427,11 +427,24 @@ const notFound = McpRequest.refusal("not-found")
  * (`/.well-known/oauth-protected-resource`, `/.well-known/oauth-authorization-server`,
  * `/.well-known/openid-configuration`) or tries dynamic client registration
  * (`POST /register`) after a 401 can parse the answer, and keeps the 401's
- * reason instead of a parse error.
+ * reason instead of a parse error. A target holding a token gets the
+ * guard's 400 `target-token` instead, as at the endpoint. `options` are the
+ * guard's, for the refusal's challenge.
  *
  * @since 0.1.0
  */
-export const layerNotFound: Layer.Layer<never, never, HttpRouter.HttpRouter> = HttpRouter.add("*", "*", notFound)
+export const layerNotFound = (
+  options: McpBearerAuth.Options = {}
+): Layer.Layer<never, McpBearerAuth.GuardConfigError, HttpRouter.HttpRouter | McpSessionRegistry> =>
+  Layer.unwrap(Effect.gen(function*() {
+    const guard = yield* McpBearerAuth.makeGuard(options, yield* McpSessionRegistry, undefined)
+    const targetToken = guard.rejections["target-token"].response
+    return HttpRouter.add(
+      "*",
+      "*",
+      (request) => Effect.succeed(holdsToken(request.url) ? targetToken : notFound)
+    )
+  }))
 
 /**
  * Serves any `HttpRouter` routes behind `McpBearerAuth` on a Node HTTP server
@@ -504,6 +517,6 @@ export const layer = <RA = never, RE = never, RR = never>(
     })
   )
   return endpoint.pipe(
-    Layer.provideMerge(serveOn(Layer.merge(layerRoutes(options), layerNotFound), options))
+    Layer.provideMerge(serveOn(Layer.merge(layerRoutes(options), layerNotFound(options)), options))
   ) as any
 }

@@ -15,6 +15,8 @@ export interface RawRequest {
   readonly path: string
   /** Sent in order; a name may repeat. Values are written as UTF-8 bytes. */
   readonly headers: ReadonlyArray<readonly [string, string]>
+  /** Written after the head as is; its `Content-Length` is added unless `headers` has one. */
+  readonly body?: string | undefined
 }
 
 /** What came back. */
@@ -28,7 +30,12 @@ export interface RawResponse {
 const encode = (request: RawRequest): Buffer => {
   let head = `${request.method} ${request.path} HTTP/1.1\r\n`
   for (const [name, value] of request.headers) head += `${name}: ${value}\r\n`
-  return Buffer.from(head + "\r\n", "utf8")
+  if (request.body === undefined) return Buffer.from(head + "\r\n", "utf8")
+  const body = Buffer.from(request.body, "utf8")
+  if (!request.headers.some(([name]) => name.toLowerCase() === "content-length")) {
+    head += `Content-Length: ${body.length}\r\n`
+  }
+  return Buffer.concat([Buffer.from(head + "\r\n", "utf8"), body])
 }
 
 /** Parses one complete response at the start of `buffer`, or `undefined` while some of it is missing. */
