@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Clock, Context, Effect, Exit, Fiber, Layer, Logger, Metric, Option, Redacted, Scope, Tracer } from "effect"
 import { McpSessionRegistry, type RegistryConfig, type Revocation } from "../src/index.ts"
 import { recordingTracer } from "./support/recording.ts"
-import { stores, type StoreUnderTest } from "./support/stores.ts"
+import { advanceUntilDone, stores, type StoreUnderTest } from "./support/stores.ts"
 
 const minutes = (n: number) => n * 60_000
 const hours = (n: number) => n * 3_600_000
@@ -649,8 +649,7 @@ for (const store of stores()) describe(`McpSessionRegistry (${store.name})`, () 
         const registry = Context.get(context, Registry)
         for (let i = 0; i < 3; i++) yield* registry.issue({ threadId: "t", providerInstanceId: `p${i}` })
         const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
-        yield* store.advance("2 seconds")
-        yield* Fiber.join(closing)
+        yield* advanceUntilDone(store, closing, "2 seconds")
         assert.deepStrictEqual(recorded.reasons(), ["shutdown", "shutdown", "shutdown"])
       }))
   })
@@ -668,8 +667,7 @@ for (const store of stores()) describe(`McpSessionRegistry (${store.name})`, () 
       const registry = Context.get(context, Registry)
       for (let i = 0; i < 1_000; i++) yield* registry.issue({ threadId: `t${i}`, providerInstanceId: "p" })
       const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
-      yield* store.advance("1 second")
-      yield* Fiber.join(closing)
+      yield* advanceUntilDone(store, closing, "1 second")
       // The hooks' lines only: on a slow machine TestClock may add its own
       // warning while the Redis store's I/O runs in real time.
       const hookLines = lines.filter((line) => line.startsWith("Revocation hook"))

@@ -9,7 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { type Credential, McpSessionRegistry, type Revocation } from "../../src/index.ts"
-import { replicaPair, stores, type StoreUnderTest } from "../support/stores.ts"
+import { advanceUntilDone, replicaPair, stores, type StoreUnderTest } from "../support/stores.ts"
 import { metricValue, recorder, seeded } from "./support.ts"
 
 const workers = 120
@@ -219,9 +219,7 @@ const runOnce = (seed: number, store: StoreUnderTest) =>
     }
     const eventsBeforeShutdown = recorded.events.length
     const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
-    yield* store.settle
-    yield* TestClock.adjust(200)
-    yield* Fiber.join(closing)
+    yield* advanceUntilDone(store, closing, 200)
 
     // After shutdown nothing resolves.
     for (const k of known) {

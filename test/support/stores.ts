@@ -9,7 +9,7 @@
  * after each; `settle` only waits for them.
  */
 import { NodeRedis } from "@effect/platform-node"
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Fiber, Layer } from "effect"
 import type { Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { afterAll, beforeAll } from "vitest"
@@ -48,6 +48,10 @@ export const settleRedis: Effect.Effect<void> = Effect.gen(function*() {
 
 let prefixes = 0
 
+// The machine running the suite may be loaded: a store call timing out there
+// would fail an operation the test means to succeed. Outage tests set their own.
+const testStoreTimeout = "15 seconds"
+
 /** A fresh key prefix: an independent registry on a shared server. */
 export const freshPrefix = () => `test${process.pid}x${++prefixes}`
 
@@ -60,6 +64,24 @@ export const advanceRedis = (duration: Duration.Input, step = 60_000): Effect.Ef
       yield* TestClock.adjust(Math.min(step, left))
       yield* settleRedis
     }
+  })
+
+/**
+ * Advances the clock by `step` until `fiber` is done, then joins it: a
+ * store's I/O may start the timers the fiber waits for only after a first
+ * step (once on memory).
+ */
+export const advanceUntilDone = <A, E>(
+  store: StoreUnderTest,
+  fiber: Fiber.Fiber<A, E>,
+  step: Duration.Input
+): Effect.Effect<A, E> =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 50; i++) {
+      yield* store.advance(step)
+      if (fiber.pollUnsafe() !== undefined) break
+    }
+    return yield* Fiber.join(fiber)
   })
 
 /** Both stores; registers the file's `beforeAll`/`afterAll` that run the Redis server. */
@@ -87,7 +109,7 @@ export const stores = (): ReadonlyArray<StoreUnderTest> => {
     name: "redis",
     layer: (options) =>
       Layer.suspend(() =>
-        McpSessionRegistry.layerRedis({ revokeOnShutdown: true, keyPrefix: prefix(), ...options }).pipe(
+        McpSessionRegistry.layerRedis({ revokeOnShutdown: true, storeTimeout: testStoreTimeout, keyPrefix: prefix(), ...options }).pipe(
           Layer.provide(NodeRedis.layer({ url: url() }))
         )
       ),
@@ -96,7 +118,7 @@ export const stores = (): ReadonlyArray<StoreUnderTest> => {
         Effect.flatMap(
           Layer.build(NodeRedis.layer({ url: url() })),
           (context) =>
-            McpSessionRegistry.makeRedis({ revokeOnShutdown: true, keyPrefix: prefix(), ...options }).pipe(
+            McpSessionRegistry.makeRedis({ revokeOnShutdown: true, storeTimeout: testStoreTimeout, keyPrefix: prefix(), ...options }).pipe(
               Effect.provide(context)
             )
         )
@@ -115,7 +137,7 @@ export const stores = (): ReadonlyArray<StoreUnderTest> => {
         const build = Effect.flatMap(
           Layer.build(NodeRedis.layer({ url: url() })),
           (context) =>
-            McpSessionRegistry.makeRedis({ revokeOnShutdown: true, ...options, keyPrefix }).pipe(Effect.provide(context))
+            McpSessionRegistry.makeRedis({ revokeOnShutdown: true, storeTimeout: testStoreTimeout, ...options, keyPrefix }).pipe(Effect.provide(context))
         )
         const pair = [yield* build, yield* build] as const
         let turn = 0
