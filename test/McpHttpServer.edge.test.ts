@@ -142,7 +142,14 @@ const jsonRpcError = (response: { readonly body: string; readonly headers: Recor
   assert.strictEqual(body.jsonrpc, "2.0")
   assert.strictEqual(body.id, null)
   assert.isNumber(body.error.code)
-  return body.error as { readonly code: number; readonly message: string; readonly data: { readonly reason: string } }
+  // Like the guard's refusals: why, and an OAuth-style code.
+  assert.isString(body.error.data.reason)
+  assert.isString(body.error.data.error)
+  return body.error as {
+    readonly code: number
+    readonly message: string
+    readonly data: { readonly reason: string; readonly error: string }
+  }
 }
 
 /**

@@ -158,7 +158,9 @@ const watchedPost = (port: number, credential: Credential.IssuedCredential, body
 
 const sessionNotFound = (response: { readonly status: number; readonly body: string }) => {
   assert.strictEqual(response.status, 404)
-  assert.strictEqual(JSON.parse(response.body).error.message, "Session not found")
+  const error = JSON.parse(response.body).error
+  assert.strictEqual(error.message, "Session not found")
+  assert.deepStrictEqual(error.data, { reason: "session-not-found", error: "not_found" })
 }
 
 // A tool that runs until its request is interrupted, to see a session end in the transport.

@@ -67,6 +67,18 @@ const statuses: Record<RefusalReason, number> = {
   "not-found": 404
 }
 
+// An OAuth-style error code, as the guard's refusals carry (`data.error`):
+// RFC 6749's where one fits, a plain one else.
+const errors: Record<RefusalReason, string> = {
+  "body-too-large": "invalid_request",
+  "initialize-too-large": "invalid_request",
+  "invalid-member": "invalid_request",
+  "unreadable-body": "invalid_request",
+  "credential-session-limit": "too_many_sessions",
+  "session-limit": "temporarily_unavailable",
+  "not-found": "not_found"
+}
+
 const messages: Record<RefusalReason, string> = {
   "body-too-large": "Content too large: the request body exceeds the server's limit",
   "initialize-too-large": "Content too large: an initialize request exceeds the server's limit",
@@ -79,7 +91,7 @@ const messages: Record<RefusalReason, string> = {
 
 /**
  * A refusal's response, built once: a JSON-RPC error with `id: null`,
- * `data.reason`, and `Cache-Control: no-store`. `close` also asks the client
+ * `data.reason` and `data.error`, and `Cache-Control: no-store`. `close` also asks the client
  * to close the connection, for a body left unread.
  */
 export const refusal = (reason: RefusalReason, close = false): HttpServerResponse.HttpServerResponse => {
@@ -89,7 +101,7 @@ export const refusal = (reason: RefusalReason, close = false): HttpServerRespons
     JSON.stringify({
       jsonrpc: "2.0",
       id: null,
-      error: { code: refusalCodes[reason], message: messages[reason], data: { reason } }
+      error: { code: refusalCodes[reason], message: messages[reason], data: { reason, error: errors[reason] } }
     }),
     { status: statuses[reason], contentType: "application/json", headers }
   )

@@ -67,7 +67,11 @@ export const defaultMaxSessions = 1024
 export const defaultSessionIdleTimeout: Duration.Input = Duration.minutes(30)
 
 const notFound = HttpServerResponse.text(
-  JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32001, message: "Session not found" } }),
+  JSON.stringify({
+    jsonrpc: "2.0",
+    id: null,
+    error: { code: -32001, message: "Session not found", data: { reason: "session-not-found", error: "not_found" } }
+  }),
   { status: 404, contentType: "application/json", headers: { "cache-control": "no-store" } }
 )
 
@@ -185,7 +189,11 @@ export interface Options {
 }
 
 const unauthorized = HttpServerResponse.text(
-  JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32001, message: "Unauthorized", data: { reason: "revoked" } } }),
+  JSON.stringify({
+    jsonrpc: "2.0",
+    id: null,
+    error: { code: -32001, message: "Unauthorized", data: { reason: "revoked", error: "invalid_token" } }
+  }),
   { status: 401, contentType: "application/json", headers: { "cache-control": "no-store" } }
 )
 
