@@ -1,3 +1,5 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Logger, Redacted } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
@@ -472,6 +474,28 @@ describe("McpBearerAuth", () => {
           })
           assert.strictEqual(evil.status, 403)
           assert.deepStrictEqual(JSON.parse(evil.body).error.data, { reason: "origin", error: "forbidden" })
+        })
+      ))
+
+    it.live("a whole session from a browser origin in another case: initialize, then a tool call, with the SDK client", () =>
+      serve({}, (port, registry) =>
+        Effect.gen(function*() {
+          const credential = yield* issue(registry)
+          const text = yield* Effect.promise(async () => {
+            const client = new Client({ name: "browser-agent", version: "1.0.0" })
+            await client.connect(
+              new StreamableHTTPClientTransport(new URL(`http://localhost:${port}/mcp`), {
+                requestInit: { headers: { authorization: bearer(credential), origin: `HTTP://LOCALHOST:${port}` } }
+              })
+            )
+            try {
+              const result = await client.callTool({ name: "session_info", arguments: {} })
+              return (result.content as Array<{ readonly text: string }>)[0]!.text
+            } finally {
+              await client.close()
+            }
+          })
+          assert.include(text, "thread-7")
         })
       ))
 
