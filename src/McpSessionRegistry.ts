@@ -217,6 +217,9 @@ const headerLabel = { label: "McpSessionAuthorization" } as const
 
 const noop = (): void => {}
 
+/** How long, in wall time, the awake clock runs on one monotonic reading. */
+const awakeAnchorMillis = 1000
+
 /** How often, at most, refusals of never-valid tokens are summarized in the log. */
 const neverValidSummaryMillis = 60_000
 
@@ -271,7 +274,25 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   let reportedSleepMillis = 0
   let suspendedAt: number | undefined
   const monotonicMillis = () => Number(clock.monotonicTimeNanosUnsafe()) / 1_000_000
-  if (config.idleClock === "awake") store.idleClock = () => (suspendedAt ?? monotonicMillis()) - reportedSleepMillis
+  // Reading the monotonic clock costs a lookup as much as the rest of its
+  // bookkeeping on some machines (a bigint from hrtime, a syscall on VMs), so
+  // within `awakeAnchorMillis` of wall time after a reading the awake clock
+  // advances with the wall time the caller read anyway. A sleep shows up as a
+  // wall jump past that window (and a clock set back, as a negative one), so
+  // it is always read afresh then; the error is under a second of idle time,
+  // and the wall-time caps are never touched.
+  let anchorWall = -Infinity
+  let anchorAwake = 0
+  const awakeMillis = (wall: number): number => {
+    const elapsed = wall - anchorWall
+    if (elapsed >= 0 && elapsed <= awakeAnchorMillis) return anchorAwake + elapsed
+    anchorWall = wall
+    anchorAwake = monotonicMillis()
+    return anchorAwake
+  }
+  if (config.idleClock === "awake") {
+    store.idleClock = (wall) => (suspendedAt ?? awakeMillis(wall)) - reportedSleepMillis
+  }
   const reportPower = (event: "suspend" | "resume"): Effect.Effect<void> =>
     Effect.sync(() => {
       if (config.idleClock !== "awake") return

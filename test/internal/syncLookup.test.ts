@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { Clock, Effect, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import { Credential, McpSessionRegistry, type Revocation } from "../../src/index.ts"
 import { syncLookup } from "../../src/internal/syncLookup.ts"
@@ -47,4 +47,52 @@ describe("syncLookup", () => {
   it("has no path for a service it did not build", () => {
     assert.isUndefined(syncLookup({}))
   })
+
+  it.effect("reads the monotonic clock once a second of wall time, not once a lookup", () =>
+    Effect.gen(function*() {
+      const base = yield* Clock.Clock
+      let wall = 1_000_000
+      let monotonic = 5_000n * 1_000_000n
+      let readings = 0
+      const clock: Clock.Clock = {
+        currentTimeMillis: Effect.sync(() => wall),
+        currentTimeNanosUnsafe: () => BigInt(wall) * 1_000_000n,
+        currentTimeNanos: Effect.sync(() => BigInt(wall) * 1_000_000n),
+        monotonicTimeNanos: Effect.sync(() => monotonic),
+        sleep: (duration) => base.sleep(duration),
+        currentTimeMillisUnsafe: () => wall,
+        monotonicTimeNanosUnsafe: () => {
+          readings++
+          return monotonic
+        }
+      }
+      yield* Effect.scoped(Effect.gen(function*() {
+        const service = yield* McpSessionRegistry.make({ idleTimeout: "1 minute", sweepInterval: "1 hour" })
+        const sync = syncLookup(service)!
+        const credential = yield* service.issue({ threadId: "t", providerInstanceId: "codex" })
+        const token = Redacted.value(credential.token)
+        readings = 0
+        for (let i = 0; i < 1000; i++) assert.notInstanceOf(sync.lookup(token), Credential.InvalidCredential)
+        assert.strictEqual(readings, 0)
+        // Past the window the clock is read again.
+        wall += 1001
+        monotonic += 1_001_000_000n
+        assert.notInstanceOf(sync.lookup(token), Credential.InvalidCredential)
+        assert.strictEqual(readings, 1)
+        // A sleep: hours of wall time, seconds of awake time. Read afresh, it
+        // leaves the credential alive under the awake clock.
+        wall += 3 * 3_600_000
+        monotonic += 2_000_000_000n
+        const scope = sync.lookup(token)
+        assert.notInstanceOf(scope, Credential.InvalidCredential)
+        assert.strictEqual(readings, 2)
+        // Thirty awake seconds later, idle after a minute of awake time, not of wall time.
+        wall += 30_000
+        monotonic += 30_000_000_000n
+        assert.notInstanceOf(sync.lookup(token), Credential.InvalidCredential)
+        wall += 61_000
+        monotonic += 61_000_000_000n
+        assert.strictEqual((sync.lookup(token) as Credential.InvalidCredential).reason, "idle")
+      }).pipe(Effect.provideService(Clock.Clock, clock)))
+    }))
 })
