@@ -420,6 +420,20 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
 
   const beginCall = (credentialId: string): () => void => store.beginCall(credentialId, now(), now) ?? noop
 
+  // What a guard does per request, in one step: the credential found by the
+  // lookup is the one whose call begins, so it is not looked up twice.
+  const lookupCall = (token: string): SyncLookup.LookupCall | InvalidCredential => {
+    const at = clock.currentTimeMillisUnsafe()
+    const idle = store.idleClock(at)
+    const found = store.resolve(token, at, idle)
+    if (typeof found !== "string") return { scope: store.info(found, at, idle), end: store.beginCallOn(found, now) ?? noop }
+    if (store.reclaimed.length !== 0) {
+      startHooks(store.reclaimed)
+      store.reclaimed = []
+    }
+    return invalid[found]
+  }
+
   // One primitive per call: `resolve` runs on every MCP request.
   const resolve = (token: string): Effect.Effect<CredentialScope, InvalidCredential> =>
     Effect.suspend(() => {
@@ -536,7 +550,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     sweep
   })
 
-  SyncLookup.attach(service, { lookup, beginCall })
+  SyncLookup.attach(service, { lookup, beginCall, lookupCall })
 
   const registrations = Metrics.register(tallies(store, clock), yield* Effect.context<never>())
   yield* Effect.addFinalizer(() =>

@@ -367,6 +367,15 @@ export class Store {
     if (!this.config.slideOnUse) return undefined
     const entry = this.byCredentialId(credentialId)
     if (entry === undefined || this.deadReason(entry, now) !== undefined) return undefined
+    return this.beginCallOn(entry, clockNow)
+  }
+
+  /**
+   * `beginCall` on a credential the caller has just found live (a lookup
+   * that begins its call at once), without finding it again.
+   */
+  beginCallOn(entry: Entry, clockNow: () => number): (() => void) | undefined {
+    if (!this.config.slideOnUse) return undefined
     entry.inFlight++
     let open = true
     return () => {

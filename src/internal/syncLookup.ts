@@ -23,6 +23,20 @@ export interface SyncLookup {
   readonly lookup: (token: string) => CredentialScope | InvalidCredential
   /** `beginCall` as a plain call: the returned function ends the call. */
   readonly beginCall: (credentialId: string) => () => void
+  /**
+   * `lookup`, then `beginCall` on the credential it found, in one step: what
+   * a guard does per request, without finding the credential twice.
+   */
+  readonly lookupCall: (token: string) => LookupCall | InvalidCredential
+}
+
+/**
+ * A successful `lookupCall`: the caller's scope, and the end of its call
+ * (synchronous, idempotent; a no-op under `slideOnUse: false`).
+ */
+export interface LookupCall {
+  readonly scope: CredentialScope
+  readonly end: () => void
 }
 
 // Keyed by the service object, so the public service shape stays the same for

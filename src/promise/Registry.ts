@@ -54,6 +54,17 @@ export class RegistryClosed extends Schema.TaggedError<RegistryClosed>()("Regist
 export type Lookup = CredentialScope | InvalidCredential | StoreUnavailable
 
 /**
+ * A successful `lookupCall`: the caller's scope, and the end of the call it
+ * began (synchronous, idempotent, counts as a use).
+ *
+ * @since 0.1.0
+ */
+export interface LookupCall {
+  readonly scope: CredentialScope
+  readonly end: () => void
+}
+
+/**
  * The registry, as `createRegistry` returns it. Every method but `lookup`,
  * `beginCall` and `onRevoke` returns a Promise.
  *
@@ -75,6 +86,14 @@ export interface Registry {
    * returned function ends it (synchronous, idempotent, counts as a use).
    */
   readonly beginCall: (credentialId: string) => () => void
+  /**
+   * `lookup`, then `beginCall` on the credential it found, in one step: what
+   * a guard does per request. On the memory store a plain value that finds
+   * the credential once; on a remote store a Promise.
+   */
+  readonly lookupCall: (token: string) => LookupCall | InvalidCredential | StoreUnavailable | PromiseLike<
+    LookupCall | InvalidCredential | StoreUnavailable
+  >
   /**
    * A sign of life from a provider turn: uses every live credential of the
    * thread. Resolves to how many; 0 for a thread that should have one means it
@@ -185,10 +204,22 @@ export const createRegistry = async (options?: Options): Promise<Registry> => {
     return Exit.isSuccess(exit) ? exit.value : noop
   }
 
+  const lookupCall: Registry["lookupCall"] = sync === undefined
+    ? (token) => {
+      const found = lookup(token)
+      const begin = (outcome: Lookup) =>
+        outcome instanceof InvalidCredential || outcome instanceof StoreUnavailable
+          ? outcome
+          : { scope: outcome, end: beginRemoteCall(outcome.credentialId) }
+      return "then" in found ? found.then(begin) : begin(found)
+    }
+    : sync.lookupCall
+
   return {
     issue: (request) => run("issue", service.issue(request)),
     resolve,
     lookup,
+    lookupCall,
     beginCall: sync === undefined ? beginRemoteCall : sync.beginCall,
     touch: (threadId) => run("touch", service.touch(threadId)),
     reportPower: (event) => run("reportPower", service.reportPower(event)),

@@ -142,6 +142,12 @@ export {
    */
   type Lookup,
   /**
+   * What `lookupCall` answers for a live token.
+   *
+   * @since 0.1.0
+   */
+  type LookupCall,
+  /**
    * The registry's Promise methods.
    *
    * @since 0.1.0

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Redacted } from "effect"
+import { Clock, Effect, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import { Credential, McpSessionRegistry, type Revocation } from "../../src/index.ts"
 import { syncLookup } from "../../src/internal/syncLookup.ts"
@@ -95,4 +95,27 @@ describe("syncLookup", () => {
         assert.strictEqual((sync.lookup(token) as Credential.InvalidCredential).reason, "idle")
       }).pipe(Effect.provideService(Clock.Clock, clock)))
     }))
+
+  it.effect("lookupCall finds the credential once and keeps it from going idle until the call ends", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const service = yield* McpSessionRegistry.make({ idleTimeout: "1 minute", sweepInterval: "1 hour" })
+      const sync = syncLookup(service)!
+      const credential = yield* service.issue({ threadId: "t", providerInstanceId: "codex" })
+      const token = Redacted.value(credential.token)
+      const call = sync.lookupCall(token)
+      assert.notInstanceOf(call, Credential.InvalidCredential)
+      const { end, scope } = call as { scope: Credential.CredentialScope; end: () => void }
+      assert.strictEqual(scope.credentialId, credential.credentialId)
+      // Five idle timeouts into the call, still live.
+      yield* TestClock.adjust(minutes(5))
+      assert.isTrue(Option.isSome(yield* service.get(credential.credentialId)))
+      end()
+      end()
+      // The end was a use: a minute from it, not from the lookup.
+      yield* TestClock.adjust(minutes(1) - 1000)
+      assert.notInstanceOf(sync.lookup(token), Credential.InvalidCredential)
+      yield* TestClock.adjust(minutes(2))
+      assert.strictEqual((sync.lookupCall(token) as Credential.InvalidCredential).reason, "idle")
+      assert.strictEqual((sync.lookupCall("nope") as Credential.InvalidCredential).reason, "malformed")
+    })))
 })

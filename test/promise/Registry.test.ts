@@ -3,6 +3,7 @@ import { Effect, Redacted } from "effect"
 import { Credential, McpSessionRegistry, RegistryConfig } from "../../src/index.ts"
 import {
   createRegistry,
+  type LookupCall,
   type Registry,
   RegistryClosed,
   reveal,
@@ -123,6 +124,11 @@ describe("createRegistry", () => {
     end()
     end()
     assert.strictEqual(registry.beginCall("cred_nothing")(), undefined)
+    const call = registry.lookupCall(reveal(credential.token))
+    assert.notInstanceOf(call, Promise)
+    assert.strictEqual((call as LookupCall).scope.credentialId, credential.credentialId)
+    ;(call as LookupCall).end()
+    assert.instanceOf(registry.lookupCall("nope"), Credential.InvalidCredential)
   })
 
   it("takes host-reported sleep and wake", async () => {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, assert, beforeAll, describe, it } from "@effect/vitest"
 import { createClient } from "redis"
 import { Credential, McpSessionRegistry, RegistryConfig } from "../../src/index.ts"
-import { createRegistry, type Registry, reveal } from "../../src/promise/index.ts"
+import { createRegistry, type LookupCall, type Registry, reveal } from "../../src/promise/index.ts"
 import { type RedisServer, startRedisServer } from "../support/redis.ts"
 
 let server: RedisServer
@@ -51,6 +51,11 @@ describe("createRegistry on Redis", () => {
     const end = b.beginCall(credential.credentialId)
     end()
     end()
+    const call = b.lookupCall(token)
+    assert.instanceOf(call, Promise)
+    const began = (await call) as LookupCall
+    assert.strictEqual(began.scope.credentialId, credential.credentialId)
+    began.end()
     assert.strictEqual((await b.get(credential.credentialId))?.threadId, "thread-1")
     assert.deepStrictEqual((await b.list()).map((info) => info.credentialId), [credential.credentialId])
 
