@@ -15,11 +15,12 @@ import * as Guard from "./guard.ts"
 import { canCollectGarbage, type Timing } from "./harness.ts"
 import * as Issue from "./issue.ts"
 import * as Memory from "./memory.ts"
+import * as RedisFamily from "./redis.ts"
 import * as Report from "./report.ts"
 import * as Resolve from "./resolve.ts"
 import * as Sweep from "./sweep.ts"
 
-const measurements = ["resolve", "issue", "memory", "sweep", "guard"] as const
+const measurements = ["resolve", "issue", "memory", "sweep", "guard", "redis"] as const
 type Measurement = typeof measurements[number]
 
 const defaultOut = "bench/results.json"
@@ -30,11 +31,12 @@ const usage = `npm run bench -- [flags]: every measurement in one run, as Markdo
   --help                     print this and exit
   --smoke                    tiny sizes and short rounds, to check the suite still runs (the figures
                              mean nothing); writes no results file unless --out is given
-  --only=resolve,issue,memory,sweep,guard
+  --only=resolve,issue,memory,sweep,guard,redis
                              run a subset
   --sizes=1e3,1e4,1e5,1e6    live credentials for resolve
   --memory-size=1e6  --sweep-size=1e6  --guard-live=1e4  --guard-connections=16
   --revoke-credentials=20000
+  --redis-live=1e4  --redis-memory-credentials=1e5   (the redis family starts its own redis-server)
   --rounds=7  --warmup-ms=300  --batch-ms=100  --guard-seconds=3  --guard-rounds=6
   --out=bench/results.json   where the JSON goes (--out=- for nowhere; default: bench/results.json,
                              or nowhere with --smoke)
@@ -123,6 +125,20 @@ const main = Effect.gen(function*() {
     : undefined
   const memory = only.has("memory") ? yield* step("memory", Memory.measure(number("memory-size", 1e6, 1e4))) : undefined
   const sweep = only.has("sweep") ? yield* step("sweep", Sweep.measure(number("sweep-size", 1e6, 1e4), smoke ? 50 : 1000)) : undefined
+  const redis = only.has("redis")
+    ? yield* step(
+      "redis",
+      RedisFamily.measure({
+        timing,
+        live: number("redis-live", 1e4, 200),
+        memoryCredentials: number("redis-memory-credentials", 1e5, 2000),
+        connections: number("guard-connections", 16, 4),
+        seconds: number("guard-seconds", 3, 0.5),
+        rounds: number("guard-rounds", 6, 1),
+        amount: smoke ? 200 : undefined
+      })
+    )
+    : undefined
   const partial = {
     date: new Date().toISOString(),
     commit: Report.commit(),
@@ -133,10 +149,12 @@ const main = Effect.gen(function*() {
     issue,
     memory,
     sweep,
-    guard
+    guard,
+    redis
   }
   const results: Report.Results = { ...partial, goals: Report.goals(partial) }
   console.log(Report.render(results))
+  if (redis !== undefined) console.log(`\n${RedisFamily.render(redis)}`)
   if (out !== "-") writeFileSync(out, JSON.stringify(results, null, 2) + "\n")
   // The committed run is the one docs/benchmarks.md shows.
   if (out === defaultOut) BenchDocs.write(defaultOut)

@@ -14,6 +14,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
@@ -191,8 +192,6 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const redisConfig = yield* resolveRedis(options)
   const clock = yield* Clock.Clock
   const redis = yield* RedisService
-  // Real time for store timeouts, whatever clock the registry runs on.
-  const liveClock = Clock.Clock.defaultValue()
   const base = `{${redisConfig.keyPrefix}}:`
   const replicaId = randomBase64Url(9)
   const slideOnUse = (config as { readonly slideOnUse?: boolean }).slideOnUse !== false
@@ -224,30 +223,69 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   yield* redis.send("PING")
 
   /** Runs one store call, bounded by `storeTimeout` of real time. */
+  // One fiber and one real timer per call: `Effect.timeout` races two fibers
+  // and a sleep, which measured as a large part of a lookup's cost.
+  const runFork = Effect.runForkWith(yield* Effect.context<never>())
+  const timeoutMillis = redisConfig.storeTimeoutMillis
   const call = <A>(operation: string, effect: Effect.Effect<A, Redis.RedisError>): Effect.Effect<A, StoreUnavailable> =>
-    Effect.suspend(() => {
+    Effect.callback<A, StoreUnavailable>((resume) => {
       pending++
-      return effect.pipe(
-        Effect.mapError((error) => unavailable(operation, reasonOf(error))),
-        Effect.timeoutOrElse({
-          duration: redisConfig.storeTimeoutMillis,
-          orElse: () => Effect.fail(unavailable(operation, "timeout"))
-        }),
-        Effect.provideService(Clock.Clock, liveClock),
-        Effect.ensuring(Effect.sync(() => void pending--))
-      )
+      let done = false
+      const finish = () => {
+        done = true
+        pending--
+      }
+      const fiber = runFork(effect)
+      const timer = setTimeout(() => {
+        if (done) return
+        finish()
+        fiber.interruptUnsafe()
+        resume(Effect.fail(unavailable(operation, "timeout")))
+      }, timeoutMillis)
+      fiber.addObserver((exit) => {
+        if (done) return
+        finish()
+        clearTimeout(timer)
+        if (Exit.isSuccess(exit)) return resume(Effect.succeed(exit.value))
+        const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+        resume(
+          failure !== undefined && failure._tag === "Fail"
+            ? Effect.fail(unavailable(operation, reasonOf(failure.error)))
+            : Effect.failCause(exit.cause as never)
+        )
+      })
+      return Effect.sync(() => {
+        if (done) return
+        finish()
+        clearTimeout(timer)
+        fiber.interruptUnsafe()
+      })
     })
 
-  const evalResolve = redis.eval(Scripts.resolve)
-  const evalIssue = redis.eval(Scripts.issue)
-  const evalTouch = redis.eval(Scripts.touch)
-  const evalRevoke = redis.eval(Scripts.revoke)
-  const evalRevokeThread = redis.eval(Scripts.revokeThread)
-  const evalRevokeBatch = redis.eval(Scripts.revokeBatch)
-  const evalSweepBatch = redis.eval(Scripts.sweepBatch)
-  const evalList = redis.eval(Scripts.list)
-  const evalGet = redis.eval(Scripts.get)
-  const evalInFlight = redis.eval(Scripts.inFlight)
+  // Each script is loaded once here and run by its SHA: one EVALSHA per
+  // call and nothing else (Redis.eval looks its cache up on every call). A
+  // Redis that lost its scripts (a restart, SCRIPT FLUSH) answers NOSCRIPT:
+  // the script is loaded again and the call retried once.
+  const load = <Params extends ReadonlyArray<any>, R>(script: Redis.Script<{ params: Params; result: R }>) =>
+    Effect.map(redis.send<string>("SCRIPT", "LOAD", script.lua), (loaded) => {
+      let sha = loaded
+      const reload = Effect.map(redis.send<string>("SCRIPT", "LOAD", script.lua), (again) => void (sha = again))
+      return (...params: Params): Effect.Effect<R, Redis.RedisError> => {
+        const args = script.params(...params).map(String)
+        const run = Effect.suspend(() => redis.send<R>("EVALSHA", sha, "0", ...args))
+        return Effect.catchIf(run, (error) => String(error.cause).includes("NOSCRIPT"), () => Effect.andThen(reload, run))
+      }
+    })
+  const evalResolve = yield* load(Scripts.resolve)
+  const evalIssue = yield* load(Scripts.issue)
+  const evalTouch = yield* load(Scripts.touch)
+  const evalRevoke = yield* load(Scripts.revoke)
+  const evalRevokeThread = yield* load(Scripts.revokeThread)
+  const evalRevokeBatch = yield* load(Scripts.revokeBatch)
+  const evalSweepBatch = yield* load(Scripts.sweepBatch)
+  const evalList = yield* load(Scripts.list)
+  const evalGet = yield* load(Scripts.get)
+  const evalInFlight = yield* load(Scripts.inFlight)
 
   const background = yield* FiberSet.make<void, never>()
   const fork = yield* FiberSet.runtime(background)<never>()
