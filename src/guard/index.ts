@@ -68,6 +68,12 @@ export {
 } from "./node.ts"
 export {
   /**
+   * What a `lookupCall` answers.
+   *
+   * @since 0.1.0
+   */
+  type CallLookup,
+  /**
    * A `GuardRegistry` over a built Effect registry service.
    *
    * @since 0.1.0

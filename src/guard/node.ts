@@ -19,7 +19,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { CredentialScope } from "../Credential.ts"
 import { type AuthInfo, toAuthInfo } from "./authInfo.ts"
-import type { GuardRegistry, Lookup } from "./registry.ts"
+import type { CallLookup, GuardRegistry, Lookup } from "./registry.ts"
 import * as Rules from "./rules.ts"
 
 /**
@@ -60,7 +60,7 @@ const compileOrThrow = (options: Rules.Options | undefined, port: number | undef
   return rules
 }
 
-const isPromiseLike = (value: unknown): value is PromiseLike<Lookup> =>
+const isPromiseLike = <A>(value: A | PromiseLike<A>): value is PromiseLike<A> =>
   typeof (value as { then?: unknown } | null)?.then === "function"
 
 const refuse = (res: ServerResponse, refusal: Rules.Refusal): void => {
@@ -104,23 +104,52 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
     return rules
   }
   const resource = options?.resource
+  const lookupCall = registry.lookupCall
   const onError = options?.onError ?? defaultOnError
 
   const admit = (
+    rules: Rules.Rules,
+    token: string,
+    scope: CredentialScope,
+    end: () => void,
+    req: GuardedRequest,
+    res: ServerResponse,
+    next: (error?: unknown) => void
+  ): void => {
+    const judged = rules.judge(scope)
+    if (judged !== scope) {
+      end()
+      return refuse(res, judged as Rules.Refusal)
+    }
+    req.auth = toAuthInfo(scope, token, resource)
+    res.on("close", end)
+    next()
+  }
+
+  const settle = (
+    rules: Rules.Rules,
+    token: string,
+    outcome: CallLookup,
+    req: GuardedRequest,
+    res: ServerResponse,
+    next: (error?: unknown) => void
+  ): void =>
+    "_tag" in outcome
+      ? refuse(res, rules.refusalFor(outcome))
+      : admit(rules, token, outcome.scope, outcome.end, req, res, next)
+
+  // A registry without `lookupCall`: the lookup, then `beginCall`.
+  const settleLookup = (
     rules: Rules.Rules,
     token: string,
     outcome: Lookup,
     req: GuardedRequest,
     res: ServerResponse,
     next: (error?: unknown) => void
-  ): void => {
-    const judged = rules.judge(outcome)
-    if (judged !== outcome) return refuse(res, judged as Rules.Refusal)
-    const scope = judged as CredentialScope
-    req.auth = toAuthInfo(scope, token, resource)
-    res.on("close", registry.beginCall(scope.credentialId))
-    next()
-  }
+  ): void =>
+    "_tag" in outcome
+      ? refuse(res, rules.refusalFor(outcome))
+      : admit(rules, token, outcome, registry.beginCall(outcome.credentialId), req, res, next)
 
   const fail = (rules: Rules.Rules, res: ServerResponse, error: unknown): void => {
     try {
@@ -136,15 +165,29 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
     const target = (req as { readonly originalUrl?: string }).originalUrl ?? req.url ?? "/"
     const checked = rules.checkRaw(target, req.rawHeaders)
     if (typeof checked !== "string") return refuse(res, checked)
+    if (lookupCall !== undefined) {
+      let found: CallLookup | PromiseLike<CallLookup>
+      try {
+        found = lookupCall(checked)
+      } catch (error) {
+        return fail(rules, res, error)
+      }
+      if (!isPromiseLike(found)) return settle(rules, checked, found, req, res, next)
+      found.then(
+        (outcome) => settle(rules, checked, outcome, req, res, next),
+        (error: unknown) => fail(rules, res, error)
+      )
+      return
+    }
     let found: Lookup | PromiseLike<Lookup>
     try {
       found = registry.lookup(checked)
     } catch (error) {
       return fail(rules, res, error)
     }
-    if (!isPromiseLike(found)) return admit(rules, checked, found, req, res, next)
+    if (!isPromiseLike(found)) return settleLookup(rules, checked, found, req, res, next)
     found.then(
-      (outcome) => admit(rules, checked, outcome, req, res, next),
+      (outcome) => settleLookup(rules, checked, outcome, req, res, next),
       (error: unknown) => fail(rules, res, error)
     )
   }

@@ -26,6 +26,14 @@ import type { LookupFailure } from "./rules.ts"
 export type Lookup = CredentialScope | LookupFailure
 
 /**
+ * What a `lookupCall` answers: the caller's scope and the end of its call, or
+ * why there is none, as a value.
+ *
+ * @since 0.1.0
+ */
+export type CallLookup = { readonly scope: CredentialScope; readonly end: () => void } | LookupFailure
+
+/**
  * What the node and Web guards need of a registry.
  *
  * @since 0.1.0
@@ -43,6 +51,12 @@ export interface GuardRegistry {
    * the returned function ends it, synchronous and idempotent.
    */
   readonly beginCall: (credentialId: string) => () => void
+  /**
+   * `lookup` and, on a success, `beginCall` in one step, finding the
+   * credential once. Used instead of the two when the registry has it (the
+   * Promise registry and the memory store do).
+   */
+  readonly lookupCall?: ((token: string) => CallLookup | PromiseLike<CallLookup>) | undefined
 }
 
 const noop = () => {}

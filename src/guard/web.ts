@@ -17,7 +17,7 @@
  */
 import type { CredentialScope } from "../Credential.ts"
 import { type AuthInfo, toAuthInfo } from "./authInfo.ts"
-import type { GuardRegistry, Lookup } from "./registry.ts"
+import type { CallLookup, GuardRegistry, Lookup } from "./registry.ts"
 import * as Rules from "./rules.ts"
 
 /**
@@ -73,7 +73,7 @@ export interface WebGuard {
   ) => Promise<Response>
 }
 
-const isPromiseLike = (value: unknown): value is PromiseLike<Lookup> =>
+const isPromiseLike = <A>(value: A | PromiseLike<A>): value is PromiseLike<A> =>
   typeof (value as { then?: unknown } | null)?.then === "function"
 
 const responseOf = (refusal: Rules.Refusal): Response =>
@@ -132,6 +132,7 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
   const rules = Rules.compile(options, options?.port)
   if (rules instanceof Rules.GuardConfigError) throw rules
   const resource = options?.resource
+  const lookupCall = registry.lookupCall
   const onError = options?.onError ?? defaultOnError
 
   const admit = (token: string, outcome: Lookup): Caller | Response => {
@@ -163,13 +164,45 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
     return Promise.resolve(found).then((outcome) => admit(checked, outcome), fail)
   }
 
+  // `check` and `beginCall` in one lookup, for a registry that has `lookupCall`.
+  const checkCall = (request: Request): (Caller & { readonly end: () => void }) | Response | Promise<(Caller & { readonly end: () => void }) | Response> => {
+    const checked = rules.checkWeb(request.url, request.headers)
+    if (typeof checked !== "string") return responseOf(checked)
+    const settle = (outcome: CallLookup): (Caller & { readonly end: () => void }) | Response => {
+      if ("_tag" in outcome) return responseOf(rules.refusalFor(outcome))
+      const judged = rules.judge(outcome.scope)
+      if (judged !== outcome.scope) {
+        outcome.end()
+        return responseOf(judged as Rules.Refusal)
+      }
+      return { credential: outcome.scope, authInfo: toAuthInfo(outcome.scope, checked, resource), end: outcome.end }
+    }
+    let found: CallLookup | PromiseLike<CallLookup>
+    try {
+      found = lookupCall!(checked)
+    } catch (error) {
+      return fail(error)
+    }
+    return isPromiseLike(found) ? Promise.resolve(found).then(settle, fail) : settle(found)
+  }
+
   const handle = async (
     request: Request,
     handler: (request: Request, caller: Caller) => Response | Promise<Response>
   ): Promise<Response> => {
-    const caller = await check(request)
-    if (caller instanceof Response) return caller
-    const end = registry.beginCall(caller.credential.credentialId)
+    let caller: Caller
+    let end: () => void
+    if (lookupCall !== undefined) {
+      const checked = await checkCall(request)
+      if (checked instanceof Response) return checked
+      caller = { credential: checked.credential, authInfo: checked.authInfo }
+      end = checked.end
+    } else {
+      const checked = await check(request)
+      if (checked instanceof Response) return checked
+      caller = checked
+      end = registry.beginCall(caller.credential.credentialId)
+    }
     let response: Response
     try {
       response = await handler(request, caller)

@@ -10,6 +10,9 @@ import { createRegistry, type Registry, StoreUnavailable } from "../../src/promi
 import { pool } from "../hardening/rawClient.ts"
 import { rawRequest } from "../support/http.ts"
 
+const isPromise = <A>(value: A | PromiseLike<A>): value is PromiseLike<A> =>
+  typeof (value as { then?: unknown }).then === "function"
+
 /** Serves `listener` on 127.0.0.1, a free port, for the test. */
 const listen = async (listener: Http.RequestListener) => {
   const server = Http.createServer(listener)
@@ -206,6 +209,57 @@ describe("nodeGuard", () => {
       // Refused requests begin nothing.
       events.length = 0
       await get(served.port, "/fast")
+      assert.deepStrictEqual(events, [])
+    } finally {
+      await served.close()
+      await inner.close()
+    }
+  })
+
+  it("finds the credential once through lookupCall where the registry has it, and ends a refused call at once", async () => {
+    const inner = await createRegistry()
+    const events: Array<string> = []
+    let onEnd: () => void = () => {}
+    const tracking: GuardRegistry = {
+      lookup: () => {
+        throw new Error("lookupCall is there: lookup must not be called")
+      },
+      beginCall: () => {
+        throw new Error("lookupCall is there: beginCall must not be called")
+      },
+      lookupCall: (token) => {
+        const found = inner.lookupCall(token)
+        if (isPromise(found) || "_tag" in found) return found
+        events.push(`begin ${found.scope.threadId}`)
+        return {
+          scope: found.scope,
+          end: () => {
+            found.end()
+            events.push(`end ${found.scope.threadId}`)
+            onEnd()
+          }
+        }
+      }
+    }
+    const plain = nodeGuard(tracking)
+    const admin = nodeGuard(tracking, { requiredCapability: "admin" })
+    const served = await listen((req, res) => (req.url === "/admin" ? admin : plain)(req, res, () => whoami(req, res)))
+    try {
+      const credential = await inner.issue({ threadId: "thread-6", providerInstanceId: "codex" })
+      const authorization = Redacted.value(credential.authorizationHeader)
+      const ended = new Promise<void>((resolve) => (onEnd = resolve))
+      const ok = await get(served.port, "/mcp", { authorization })
+      await ended
+      assert.strictEqual(ok.status, 200)
+      assert.strictEqual(JSON.parse(ok.body).caller.threadId, "thread-6")
+      assert.deepStrictEqual(events, ["begin thread-6", "end thread-6"])
+      events.length = 0
+      const refused = await get(served.port, "/admin", { authorization })
+      assert.strictEqual(refused.status, 403)
+      assert.deepStrictEqual(events, ["begin thread-6", "end thread-6"])
+      events.length = 0
+      await inner.revoke(credential.credentialId)
+      assert.strictEqual((await get(served.port, "/mcp", { authorization })).status, 401)
       assert.deepStrictEqual(events, [])
     } finally {
       await served.close()

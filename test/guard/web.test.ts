@@ -2,7 +2,7 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Redacted } from "effect"
 import { caller, type GuardRegistry, webGuard } from "../../src/guard/index.ts"
 import { BearerToken } from "../../src/index.ts"
-import { createRegistry, type Registry, StoreUnavailable } from "../../src/promise/index.ts"
+import { createRegistry, type CredentialScope as Credential, type Registry, StoreUnavailable } from "../../src/promise/index.ts"
 
 const port = 8787
 const origin = `http://127.0.0.1:${port}`
@@ -133,6 +133,40 @@ describe("webGuard over the Promise registry", () => {
     })
     assert.strictEqual(refused.status, 401)
     assert.deepStrictEqual(events, [])
+  })
+
+  it("handle: one lookupCall where the registry has it; a refused capability ends its call at once", async () => {
+    const events: Array<string> = []
+    const tracking: GuardRegistry = {
+      lookup: (token) => registry.lookup(token),
+      beginCall: () => {
+        throw new Error("lookupCall is there: beginCall must not be called")
+      },
+      lookupCall: (token) => {
+        const found = registry.lookupCall(token)
+        if (typeof (found as { then?: unknown }).then === "function" || "_tag" in (found as object)) {
+          return found as Awaited<typeof found>
+        }
+        const call = found as { readonly scope: Credential; readonly end: () => void }
+        events.push("begin")
+        return { scope: call.scope, end: () => (call.end(), void events.push("end")) }
+      }
+    }
+    const credential = await registry.issue({ threadId: "thread-4", providerInstanceId: "codex" })
+    const authorization = Redacted.value(credential.authorizationHeader)
+    const guard = webGuard(tracking, { port })
+    const response = await guard.handle(request("/mcp", { authorization }), (_request, caller) =>
+      new Response(caller.credential.threadId))
+    assert.deepStrictEqual(events, ["begin"])
+    assert.strictEqual(await response.text(), "thread-4")
+    assert.deepStrictEqual(events, ["begin", "end"])
+    events.length = 0
+    const admin = webGuard(tracking, { port, requiredCapability: "admin" })
+    const refused = await admin.handle(request("/mcp", { authorization }), () => {
+      throw new Error("must not run")
+    })
+    assert.strictEqual(refused.status, 403)
+    assert.deepStrictEqual(events, ["begin", "end"])
   })
 
   it("a store that cannot answer: 503 with Retry-After; a lookup that throws: 401 unverifiable", async () => {
