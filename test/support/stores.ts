@@ -77,9 +77,9 @@ export const advanceUntilDone = <A, E>(
   step: Duration.Input
 ): Effect.Effect<A, E> =>
   Effect.gen(function*() {
-    for (let i = 0; i < 50; i++) {
-      yield* store.advance(step)
-      if (fiber.pollUnsafe() !== undefined) break
+    for (let i = 0; i < 500 && fiber.pollUnsafe() === undefined; i++) yield* store.advance(step)
+    if (fiber.pollUnsafe() === undefined) {
+      return yield* Effect.die(new Error(`still running after 500 steps of ${Duration.format(Duration.fromInputUnsafe(step))}`))
     }
     return yield* Fiber.join(fiber)
   })
