@@ -196,9 +196,13 @@ const runOnce = (seed: number, store: StoreUnderTest) =>
     })
     for (const provider of providers) yield* issueKnown(marathon, provider, true)
 
+    // Set once the clock has passed the end: a worker then stops after the
+    // operation it is in, without sleeping again.
+    let stopping = false
     const worker = Effect.gen(function*() {
       while ((yield* TestClock.testClockWith((clock) => Effect.sync(() => clock.currentTimeMillisUnsafe()))) < runMillis) {
         yield* step()
+        if (stopping) break
         yield* Effect.sleep(random.int(100))
       }
     })
@@ -209,8 +213,9 @@ const runOnce = (seed: number, store: StoreUnderTest) =>
       yield* TestClock.adjust(50)
       yield* store.settle
     }
-    // A worker whose store call was still in flight may sleep past the last
-    // step (Redis I/O is real time): step on until every worker is done.
+    // A worker whose store call was still in flight (Redis I/O is real time)
+    // ends after it; one asleep wakes within 100 ms: step on until all are done.
+    stopping = true
     yield* advanceUntilDone(store, yield* Effect.forkChild(Fiber.joinAll(fibers)), 50)
 
     const listed = yield* registry.list
