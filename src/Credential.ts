@@ -27,10 +27,15 @@ export interface CredentialInfo {
   readonly providerInstanceId: string
   readonly capabilities: ReadonlyArray<string>
   readonly issuedAt: number
+  /** The last use: a `resolve` (unless `slideOnUse` is `false`), a `touch`, or the end of a call in flight. */
   readonly lastUsedAt: number
   /** When the credential dies unless used again: slides forward on every use. */
   readonly expiresAt: number
-  /** When the credential dies if left unused: `lastUsedAt + idleTimeout`, never past `expiresAt`. */
+  /**
+   * When the credential dies if left unused: now plus the idle time it has
+   * left (awake time under `idleClock: "awake"`, so it moves later across a
+   * sleep), never past `expiresAt`; equal to `expiresAt` while a call is in flight.
+   */
   readonly idleExpiresAt: number
 }
 

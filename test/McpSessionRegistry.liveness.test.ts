@@ -7,7 +7,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, ConfigProvider, Effect, Layer, Logger, Option, Redacted, References } from "effect"
 import { TestClock } from "effect/testing"
-import { McpSessionRegistry, type RegistryConfig, type Revocation } from "../src/index.ts"
+import { BearerToken, McpSessionRegistry, type RegistryConfig, type Revocation } from "../src/index.ts"
 import { stores } from "./support/stores.ts"
 
 const seconds = (n: number) => n * 1_000
@@ -409,9 +409,15 @@ describe("McpSessionRegistry liveness", () => {
           assert.strictEqual(line.annotations["leftAs"], leftAs)
         }
         const everything = JSON.stringify(logged.lines)
+        const raw = logged.lines.map((line) => `${line.text} ${Object.values(line.annotations).join(" ")}`).join("\n")
         for (const c of [revoked, idle, replaced]) {
           assert.notInclude(everything, token(c))
           assert.notInclude(everything, token(c).slice(8, 40))
+          const digest = BearerToken.digest(token(c))
+          for (const form of [digest, Buffer.from(digest, "binary").toString("hex"), Buffer.from(digest, "binary").toString("base64url")]) {
+            assert.notInclude(raw, form)
+            assert.notInclude(everything, form)
+          }
         }
       }).pipe(Effect.provide(McpSessionRegistry.layer({ idleTimeout: "10 minutes" }).pipe(Layer.provide(logged.layer))))
     })
