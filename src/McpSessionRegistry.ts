@@ -273,7 +273,8 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   // where it stops during sleep anyway, a report changes nothing.
   let reportedSleepMillis = 0
   let suspendedAt: number | undefined
-  const monotonicMillis = () => Number(clock.monotonicTimeNanosUnsafe()) / 1_000_000
+  // Whole milliseconds, as is wall time: see `idleOrigin` below.
+  const monotonicMillis = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
   // Reading the monotonic clock costs a lookup as much as the rest of its
   // bookkeeping on some machines (a bigint from hrtime, a syscall on VMs), so
   // within `awakeAnchorMillis` of wall time after a reading the awake clock
@@ -290,8 +291,16 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     anchorAwake = monotonicMillis()
     return anchorAwake
   }
+  // Idle readings are kept relative to the registry's start, in whole
+  // milliseconds: small integers V8 stores in the entry itself. An absolute
+  // reading is a double, which V8 boxes in a heap object of its own, so every
+  // lookup paid a second cache miss for it (10-15% at 1e5 credentials).
   if (config.idleClock === "awake") {
-    store.idleClock = (wall) => (suspendedAt ?? awakeMillis(wall)) - reportedSleepMillis
+    const idleOrigin = monotonicMillis()
+    store.idleClock = (wall) => (suspendedAt ?? awakeMillis(wall)) - reportedSleepMillis - idleOrigin
+  } else {
+    const idleOrigin = now()
+    store.idleClock = (wall) => wall - idleOrigin
   }
   const reportPower = (event: "suspend" | "resume"): Effect.Effect<void> =>
     Effect.sync(() => {
