@@ -5,6 +5,7 @@
  * and bench/results.json disagree.
  */
 import { readFileSync, writeFileSync } from "node:fs"
+import * as RedisFamily from "./redis.ts"
 import * as Report from "./report.ts"
 
 /** The lines that open and close the generated part of the page. */
@@ -15,12 +16,16 @@ export const end = "<!-- bench-results: end -->"
 export const render = (results: Report.Results): string => {
   const m = results.machine
   const tables = Report.render(results).split("\n").slice(1).join("\n").trim()
+  // The redis family renders its own table, which the report leaves out.
+  const redis = (results as { readonly redis?: RedisFamily.RedisResult }).redis
+  const redisTable = redis === undefined ? [] : ["", RedisFamily.render(redis).trim()]
   return [
     `Machine: ${m.cpus} cores, ${m.model}, ${m.totalMemoryGiB} GiB, ${m.platform}, Node ${m.node}. ` +
     `Median of ${results.timing.rounds} rounds (~${results.timing.batchMillis} ms each, after ` +
     `${results.timing.warmupMillis} ms of warm-up per contender).`,
     "",
-    tables
+    tables,
+    ...redisTable
   ].join("\n")
 }
 
