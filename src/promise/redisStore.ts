@@ -24,7 +24,7 @@ import * as RegistryConfig from "../RegistryConfig.ts"
  */
 export interface RedisClient {
   readonly isOpen: boolean
-  sendCommand(args: Array<string>): Promise<unknown>
+  sendCommand(args: Array<string>, options?: { readonly abortSignal?: AbortSignal }): Promise<unknown>
   duplicate(): RedisClient
   connect(): Promise<unknown>
   subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>
@@ -65,7 +65,9 @@ const fromClient = (client: RedisClient): Layer.Layer<Redis.Redis, Redis.RedisEr
     Effect.gen(function*() {
       const sendWith = (target: RedisClient) => <A = unknown>(command: string, ...args: ReadonlyArray<string>) =>
         Effect.tryPromise({
-          try: () => target.sendCommand([command, ...args]) as Promise<A>,
+          // The signal takes a timed-out call out of the client's offline
+          // queue, so it cannot hold the host's client (or its close) later.
+          try: (signal) => target.sendCommand([command, ...args], { abortSignal: signal }) as Promise<A>,
           catch: (cause) => new Redis.RedisError({ cause })
         })
       const duplicate = Effect.tryPromise({

@@ -12,6 +12,7 @@
  * `StoreUnavailable` when Redis cannot answer.
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -19,7 +20,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import type * as Redis from "effect/persistence/Redis"
-import { Redis as RedisService } from "effect/persistence/Redis"
+import { Redis as RedisService, RedisError } from "effect/persistence/Redis"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as BearerToken from "../BearerToken.ts"
@@ -173,6 +174,20 @@ let pending = 0
  */
 export const pendingCalls = (): number => pending
 
+/**
+ * `@effect/platform-node`'s `NodeRedis` service, looked up by its key so this
+ * module does not import the platform package. When it is present, commands
+ * go to its client with an `AbortSignal`: a call that timed out is then taken
+ * out of node-redis's offline queue instead of waiting there for a Redis that
+ * is gone, which would hold the client's `close()` (and so the layer's
+ * shutdown) until Redis came back.
+ */
+class NodeRedisClient extends Context.Service<NodeRedisClient, {
+  readonly client: {
+    readonly sendCommand: (args: Array<string>, options?: { readonly abortSignal?: AbortSignal }) => Promise<unknown>
+  }
+}>()("@effect/platform-node/NodeRedis") {}
+
 /** Why a Redis call failed, as `StoreUnavailable` says it. */
 const reasonOf = (error: Redis.RedisError): "unreachable" | "error" => {
   const cause = error.cause as { readonly name?: unknown; readonly constructor?: { readonly name?: unknown } } | undefined
@@ -192,6 +207,15 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const redisConfig = yield* resolveRedis(options)
   const clock = yield* Clock.Clock
   const redis = yield* RedisService
+  const nodeRedis = Option.getOrUndefined(yield* Effect.serviceOption(NodeRedisClient))
+  const send: <A>(command: string, ...args: ReadonlyArray<string>) => Effect.Effect<A, Redis.RedisError> =
+    nodeRedis === undefined
+      ? redis.send
+      : <A>(command: string, ...args: ReadonlyArray<string>) =>
+        Effect.tryPromise({
+          try: (signal) => nodeRedis.client.sendCommand([command, ...args], { abortSignal: signal }) as Promise<A>,
+          catch: (cause) => new RedisError({ cause })
+        })
   const base = `{${redisConfig.keyPrefix}}:`
   const replicaId = randomBase64Url(9)
   const slideOnUse = (config as { readonly slideOnUse?: boolean }).slideOnUse !== false
@@ -267,12 +291,12 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   // Redis that lost its scripts (a restart, SCRIPT FLUSH) answers NOSCRIPT:
   // the script is loaded again and the call retried once.
   const load = <Params extends ReadonlyArray<any>, R>(script: Redis.Script<{ params: Params; result: R }>) =>
-    Effect.map(redis.send<string>("SCRIPT", "LOAD", script.lua), (loaded) => {
+    Effect.map(send<string>("SCRIPT", "LOAD", script.lua), (loaded) => {
       let sha = loaded
-      const reload = Effect.map(redis.send<string>("SCRIPT", "LOAD", script.lua), (again) => void (sha = again))
+      const reload = Effect.map(send<string>("SCRIPT", "LOAD", script.lua), (again) => void (sha = again))
       return (...params: Params): Effect.Effect<R, Redis.RedisError> => {
         const args = script.params(...params).map(String)
-        const run = Effect.suspend(() => redis.send<R>("EVALSHA", sha, "0", ...args))
+        const run = Effect.suspend(() => send<R>("EVALSHA", sha, "0", ...args))
         return Effect.catchIf(run, (error) => String(error.cause).includes("NOSCRIPT"), () => Effect.andThen(reload, run))
       }
     })
@@ -415,6 +439,25 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     return Effect.fail(invalid[reason])
   }
 
+  // An issue refused for a timeout (or a dropped connection) may still be
+  // applied later: a frozen Redis runs the script once it thaws. Nobody holds
+  // that token, so the credential is revoked in the background, retried every
+  // storeTimeout until Redis answers or the registry closes. On one
+  // connection the revoke runs after the issue it follows.
+  const withdraw = (credentialId: string) => {
+    if (closed) return
+    fork(Effect.gen(function*() {
+      while (!closed) {
+        const done = yield* revokeWith(credentialId, "revoked").pipe(
+          Effect.as(true),
+          Effect.catchTag("StoreUnavailable", () => Effect.succeed(false))
+        )
+        if (done) return
+        yield* Effect.sleep(timeoutMillis)
+      }
+    }))
+  }
+
   const issueOnce = (
     checked: IssueRequests.CheckedRequest
   ): Effect.Effect<IssuedCredential | RegistryFull | "collision", StoreUnavailable> =>
@@ -442,6 +485,8 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
             maxPerThread: Number.isFinite(config.maxCredentialsPerThread) ? config.maxCredentialsPerThread : -1,
             maxCredentials: Number.isFinite(config.maxCredentials) ? config.maxCredentials : -1
           })
+        ).pipe(
+          Effect.tapError((error) => error.reason === "error" ? Effect.void : Effect.sync(() => withdraw(credentialId)))
         ),
         (reply): IssuedCredential | RegistryFull | "collision" => {
           if (reply[0] === "collision") return "collision"
