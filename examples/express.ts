@@ -12,7 +12,9 @@ const registry = await createRegistry({ idleTimeout: "30 minutes" })
 const app = express()
 // The guard answers every refusal itself and puts the caller on `req.auth`,
 // which the SDK's transport hands to tool handlers as `extra.authInfo`.
-app.use("/mcp", nodeGuard(registry), express.json())
+// The guard reads and parses the JSON body itself (bounded), so it looks the
+// token up only once the body is complete; no express.json() needed.
+app.use("/mcp", nodeGuard(registry))
 app.post("/mcp", async (req, res) => {
   const server = new McpServer({ name: "host", version: "1.0.0" })
   server.registerTool("whoami", { description: "Who is calling" }, async (extra) => {

@@ -13,7 +13,9 @@ import * as McpSdk from "mcp-session-registry/mcp-sdk"
 const runtime = ManagedRuntime.make(McpSessionRegistry.layer())
 
 const app = express()
-app.use("/mcp", requireBearerAuth({ verifier: McpSdk.tokenVerifierFromRuntime(runtime) }), express.json())
+// The body parser runs first: requireBearerAuth verifies when it runs, so the
+// token is checked only once the whole body is in.
+app.use("/mcp", express.json(), requireBearerAuth({ verifier: McpSdk.tokenVerifierFromRuntime(runtime) }))
 app.post("/mcp", async (req, res) => {
   const server = new McpServer({ name: "host", version: "1.0.0" })
   server.registerTool("whoami", { description: "Who is calling" }, async (extra) => {

@@ -4,7 +4,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
-import { caller, type JsonRpcErrorBody, nodeGuard } from "mcp-session-registry/guard"
+import { caller, type GuardedRequest, type JsonRpcErrorBody, nodeGuard } from "mcp-session-registry/guard"
 import { createRegistry, reveal } from "mcp-session-registry/promise"
 
 const registry = await createRegistry({ idleTimeout: "30 minutes" })
@@ -20,7 +20,7 @@ const handleMcp = async (req: Parameters<typeof guard>[0], res: Parameters<typeo
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
   res.on("close", () => void transport.close().then(() => server.close()))
   await server.connect(transport)
-  await transport.handleRequest(req, res)
+  await transport.handleRequest(req, res, (req as GuardedRequest).body) // the guard read and parsed it
 }
 
 // The guard answers every refusal itself; `next` runs only for a live token.

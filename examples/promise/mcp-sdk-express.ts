@@ -14,9 +14,9 @@ const registry = await createRegistry()
 const app = express()
 app.use(
   "/mcp",
+  express.json(), // first: the verifier then runs once the whole body is in
   requireBearerAuth({ verifier: McpSdk.tokenVerifierFromRegistry(registry) }),
-  McpSdk.callsInFlightFromRegistry(registry), // a tool call in flight keeps its session
-  express.json()
+  McpSdk.callsInFlightFromRegistry(registry) // a tool call in flight keeps its session
 )
 app.post("/mcp", async (req, res) => {
   const server = new McpServer({ name: "host", version: "1.0.0" })

@@ -35,6 +35,13 @@ export interface Options extends Rules.Options {
    * `unverifiable`) is reported. Never given the token. Default `console.error`.
    */
   readonly onError?: ((error: unknown) => void) | undefined
+  /**
+   * The largest request body the guard reads, in bytes (default 4 MiB). The
+   * guard looks the token up only once the body is complete, so a credential
+   * revoked while the body was arriving is refused; a larger body is answered
+   * 413 (`Content-Length` checked first, a chunked body cut at the limit).
+   */
+  readonly maxBodySize?: number | undefined
 }
 
 /**
@@ -44,6 +51,8 @@ export interface Options extends Rules.Options {
  */
 export interface GuardedRequest extends IncomingMessage {
   auth?: AuthInfo | undefined
+  /** The parsed JSON body, read by the guard (or by a body parser placed before it). */
+  body?: unknown
 }
 
 /**
@@ -66,6 +75,60 @@ const isPromiseLike = <A>(value: A | PromiseLike<A>): value is PromiseLike<A> =>
 const refuse = (res: ServerResponse, refusal: Rules.Refusal): void => {
   res.writeHead(refusal.status, refusal.headers)
   res.end(refusal.text)
+}
+
+const sendBodyRefusal = (res: ServerResponse, refusal: Rules.BodyRefusal): void => {
+  res.writeHead(refusal.status, { ...refusal.headers, connection: "close" })
+  res.end(refusal.text)
+}
+
+const tooLarge = Rules.bodyRefusal("body-too-large")
+const parseError = Rules.bodyRefusal("parse-error")
+
+// Whether the request carries a body still to be read: none for a bodiless
+// request, none once a parser (e.g. express.json() before the guard) set `body`.
+const bodyPending = (req: GuardedRequest): boolean => {
+  if (req.body !== undefined || req.readableEnded) return false
+  const length = req.headers["content-length"]
+  if (length !== undefined) return length !== "0"
+  return req.headers["transfer-encoding"] !== undefined
+}
+
+/**
+ * Reads the whole body, bounded, and parses it as JSON into `req.body`; then
+ * `done()`. Answers 413 / 400 itself instead.
+ */
+const readBody = (req: GuardedRequest, res: ServerResponse, max: number, done: () => void): void => {
+  const declared = req.headers["content-length"]
+  if (declared !== undefined && !(Number(declared) <= max)) return sendBodyRefusal(res, tooLarge)
+  const chunks: Array<Buffer> = []
+  let size = 0
+  let over = false
+  const onData = (chunk: Buffer) => {
+    if (over) return
+    size += chunk.length
+    if (size > max) {
+      over = true
+      chunks.length = 0
+      req.off("data", onData)
+      req.off("end", onEnd)
+      sendBodyRefusal(res, tooLarge)
+      req.resume()
+      return
+    }
+    chunks.push(chunk)
+  }
+  const onEnd = () => {
+    const text = Buffer.concat(chunks, size).toString("utf8")
+    try {
+      req.body = JSON.parse(text)
+    } catch {
+      return sendBodyRefusal(res, parseError)
+    }
+    done()
+  }
+  req.on("data", onData)
+  req.on("end", onEnd)
 }
 
 const defaultOnError = (error: unknown) => {
@@ -106,6 +169,7 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
   const resource = options?.resource
   const lookupCall = registry.lookupCall
   const onError = options?.onError ?? defaultOnError
+  const maxBodySize = options?.maxBodySize ?? Rules.defaultMaxBodySize
 
   const admit = (
     rules: Rules.Rules,
@@ -165,6 +229,13 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
     const target = (req as { readonly originalUrl?: string }).originalUrl ?? req.url ?? "/"
     const checked = rules.checkRaw(target, req.rawHeaders)
     if (typeof checked !== "string") return refuse(res, checked)
+    // The lookup waits for the whole body: a credential revoked while the body
+    // was arriving must not run the request.
+    if (bodyPending(req)) return readBody(req, res, maxBodySize, () => resolve(rules, checked, req, res, next))
+    resolve(rules, checked, req, res, next)
+  }
+
+  function resolve(rules: Rules.Rules, checked: string, req: GuardedRequest, res: ServerResponse, next: (error?: unknown) => void): void {
     if (lookupCall !== undefined) {
       let found: CallLookup | PromiseLike<CallLookup>
       try {

@@ -652,3 +652,50 @@ export const compile = (options: Options | undefined, port: number | undefined):
  */
 export const isRefusal = (value: unknown): value is Refusal =>
   typeof value === "object" && value !== null && "status" in value && "kind" in value && "text" in value
+
+/**
+ * A refusal about the request body, which a guard that reads the body itself
+ * (to look the token up only once the body is complete) sends: 413
+ * `body-too-large` past `maxBodySize`, 400 `parse-error` for a body that is
+ * not JSON. The body is a JSON-RPC error like every other refusal's.
+ *
+ * @since 0.1.0
+ */
+export interface BodyRefusal {
+  readonly kind: "body-too-large" | "parse-error"
+  readonly status: 400 | 413
+  readonly text: string
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/**
+ * The default `maxBodySize` of the guards that read the body, 4 MiB (as
+ * `McpHttpServer`'s).
+ *
+ * @since 0.1.0
+ */
+export const defaultMaxBodySize = 4 * 1024 * 1024
+
+/**
+ * Builds the body refusal of `kind`.
+ *
+ * @since 0.1.0
+ */
+export const bodyRefusal = (kind: BodyRefusal["kind"]): BodyRefusal => {
+  const tooLarge = kind === "body-too-large"
+  const text = JSON.stringify({
+    jsonrpc: "2.0",
+    id: null,
+    error: {
+      code: tooLarge ? jsonRpcErrorCodes.badRequest : -32700,
+      message: tooLarge ? "Payload too large: the request body exceeds maxBodySize" : "Parse error: the body is not JSON",
+      data: { reason: kind, error: "invalid_request" }
+    }
+  })
+  return {
+    kind,
+    status: tooLarge ? 413 : 400,
+    text,
+    headers: { "content-type": "application/json", "cache-control": "no-store" }
+  }
+}

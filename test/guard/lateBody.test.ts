@@ -1,0 +1,85 @@
+/**
+ * A request whose body completes after its credential was revoked is refused
+ * 401 `revoked`, never run: the guard looks the token up once the body is in.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Redacted } from "effect"
+import express from "express"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import * as Net from "node:net"
+import { nodeGuard } from "../../src/guard/index.ts"
+import { createRegistry } from "../../src/promise/index.ts"
+
+const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "whoami", arguments: {} } })
+
+// Sends the head, runs `between`, then sends the body; resolves with the response text.
+const lateBody = (port: number, auth: string, between: () => Promise<unknown>, payload = body) =>
+  new Promise<string>((resolve, reject) => {
+    const socket = Net.connect(port, "127.0.0.1")
+    let out = ""
+    socket.on("data", (d) => (out += d.toString()))
+    socket.on("close", () => resolve(out))
+    socket.on("error", reject)
+    socket.on("connect", async () => {
+      socket.write(
+        `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: ${auth}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n`
+      )
+      await new Promise((r) => setTimeout(r, 50))
+      await between()
+      socket.write(payload)
+    })
+  })
+
+const serve = async (app: Http.RequestListener) => {
+  const server = Http.createServer(app)
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
+  return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) }
+}
+
+describe("nodeGuard: body after revoke", () => {
+  it("refuses 401 revoked, and passes a normal late body with req.body parsed", async () => {
+    const registry = await createRegistry()
+    const ran: Array<unknown> = []
+    const app = express()
+    app.use("/mcp", nodeGuard(registry))
+    app.post("/mcp", (req, res) => {
+      ran.push(req.body)
+      res.json({ ok: true })
+    })
+    const served = await serve(app)
+    try {
+      const a = await registry.issue({ threadId: "a", providerInstanceId: "codex" })
+      const refused = await lateBody(served.port, Redacted.value(a.authorizationHeader), () => registry.revoke(a.credentialId))
+      assert.match(refused, /^HTTP\/1.1 401/)
+      assert.include(refused, `"reason":"revoked"`)
+      assert.lengthOf(ran, 0)
+      const b = await registry.issue({ threadId: "b", providerInstanceId: "codex" })
+      const ok = await lateBody(served.port, Redacted.value(b.authorizationHeader), async () => {})
+      assert.match(ok, /^HTTP\/1.1 200/)
+      assert.deepStrictEqual(ran, [JSON.parse(body)])
+      const bad = await lateBody(served.port, Redacted.value(b.authorizationHeader), async () => {}, "{nope")
+      assert.match(bad, /^HTTP\/1.1 400/)
+      assert.include(bad, `"reason":"parse-error"`)
+    } finally {
+      await served.close()
+      await registry.close()
+    }
+  })
+
+  it("answers 413 past maxBodySize, before reading it", async () => {
+    const registry = await createRegistry()
+    const guard = nodeGuard(registry, { maxBodySize: 10 })
+    const served = await serve((req, res) => guard(req, res, () => res.end("ran")))
+    try {
+      const a = await registry.issue({ threadId: "a", providerInstanceId: "codex" })
+      const out = await lateBody(served.port, Redacted.value(a.authorizationHeader), async () => {})
+      assert.match(out, /^HTTP\/1.1 413/)
+      assert.include(out, `"reason":"body-too-large"`)
+    } finally {
+      await served.close()
+      await registry.close()
+    }
+  })
+})
