@@ -185,6 +185,7 @@ export const pendingCalls = (): number => pending
 class NodeRedisClient extends Context.Service<NodeRedisClient, {
   readonly client: {
     readonly sendCommand: (args: Array<string>, options?: { readonly abortSignal?: AbortSignal }) => Promise<unknown>
+    readonly destroy: () => void
   }
 }>()("@effect/platform-node/NodeRedis") {}
 
@@ -251,6 +252,9 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   // and a sleep, which measured as a large part of a lookup's cost.
   const runFork = Effect.runForkWith(yield* Effect.context<never>())
   const timeoutMillis = redisConfig.storeTimeoutMillis
+  // A call timed out with no answer since: a command sent to a frozen Redis
+  // still waits for its reply, and the client's `close()` would wait with it.
+  let stale = false
   const call = <A>(operation: string, effect: Effect.Effect<A, Redis.RedisError>): Effect.Effect<A, StoreUnavailable> =>
     Effect.callback<A, StoreUnavailable>((resume) => {
       pending++
@@ -262,6 +266,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       const fiber = runFork(effect)
       const timer = setTimeout(() => {
         if (done) return
+        stale = true
         finish()
         fiber.interruptUnsafe()
         resume(Effect.fail(unavailable(operation, "timeout")))
@@ -270,7 +275,10 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         if (done) return
         finish()
         clearTimeout(timer)
-        if (Exit.isSuccess(exit)) return resume(Effect.succeed(exit.value))
+        if (Exit.isSuccess(exit)) {
+          stale = false
+          return resume(Effect.succeed(exit.value))
+        }
         const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
         resume(
           failure !== undefined && failure._tag === "Fail"
@@ -742,6 +750,9 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         : 0
       yield* FiberSet.awaitEmpty(background)
       for (const registration of registrations) registration.remove()
+      // Redis has not answered since a call timed out: drop the connection
+      // rather than let NodeRedis's close wait for a reply that may never come.
+      if (stale && nodeRedis !== undefined) nodeRedis.client.destroy()
       yield* Effect.logDebug(`McpSessionRegistry (Redis) shut down; ${count} live credentials revoked`)
     })
   )

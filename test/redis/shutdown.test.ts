@@ -44,6 +44,20 @@ describe("McpSessionRegistry on Redis: shutdown and refused issues", () => {
       assert.isBelow(Date.now() - started, 4 * storeTimeout)
     }))
 
+  it.live("layerRedis closes within about storeTimeout once a call timed out with Redis frozen", () =>
+    withServer(async (server) => {
+      const scope = Effect.runSync(Scope.make())
+      const context = await Effect.runPromise(Layer.buildWithScope(layerOn(server.url), scope))
+      const registry = context.mapUnsafe.get(McpSessionRegistry.McpSessionRegistry.key) as McpSessionRegistry.McpSessionRegistry["Service"]
+      const issued = await Effect.runPromise(registry.issue({ threadId: "t", providerInstanceId: "p" }))
+      server.freeze()
+      const resolved = await Effect.runPromise(Effect.flip(registry.resolve(Redacted.value(issued.token))))
+      assert.strictEqual(resolved._tag, "StoreUnavailable")
+      const started = Date.now()
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      assert.isBelow(Date.now() - started, 4 * storeTimeout)
+    }))
+
   it.live("a Promise registry's close() settles within about storeTimeout once a lookup timed out", () =>
     withServer(async (server) => {
       const registry = await createRegistry({
