@@ -35,6 +35,11 @@ export interface Options extends Rules.Options {
    * `unverifiable`) is reported. Never given the token. Default `console.error`.
    */
   readonly onError?: ((error: unknown) => void) | undefined
+  /**
+   * The largest request body `handle` reads before the lookup, in bytes
+   * (default 4 MiB); a larger one is answered 413.
+   */
+  readonly maxBodySize?: number | undefined
 }
 
 /**
@@ -75,6 +80,35 @@ export interface WebGuard {
 
 const isPromiseLike = <A>(value: A | PromiseLike<A>): value is PromiseLike<A> =>
   typeof (value as { then?: unknown } | null)?.then === "function"
+
+const bodyResponse = (refusal: Rules.BodyRefusal): Response =>
+  new Response(refusal.text, { status: refusal.status, headers: refusal.headers })
+
+// The whole body, at most `max` bytes (Content-Length checked first), or the 413.
+const readBounded = async (request: Request, max: number): Promise<Uint8Array | Response> => {
+  const declared = request.headers.get("content-length")
+  if (declared !== null && !(Number(declared) <= max)) return bodyResponse(Rules.bodyRefusal("body-too-large"))
+  const reader = request.body!.getReader()
+  const chunks: Array<Uint8Array> = []
+  let size = 0
+  while (true) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.length
+    if (size > max) {
+      void reader.cancel().catch(() => {})
+      return bodyResponse(Rules.bodyRefusal("body-too-large"))
+    }
+    chunks.push(value)
+  }
+  const bytes = new Uint8Array(size)
+  let at = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, at)
+    at += chunk.length
+  }
+  return bytes
+}
 
 const responseOf = (refusal: Rules.Refusal): Response =>
   new Response(refusal.text, { status: refusal.status, headers: refusal.headers })
@@ -134,6 +168,7 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
   const resource = options?.resource
   const lookupCall = registry.lookupCall
   const onError = options?.onError ?? defaultOnError
+  const maxBodySize = options?.maxBodySize ?? Rules.defaultMaxBodySize
 
   const admit = (token: string, outcome: Lookup): Caller | Response => {
     const judged = rules.judge(outcome)
@@ -190,6 +225,13 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
     request: Request,
     handler: (request: Request, caller: Caller) => Response | Promise<Response>
   ): Promise<Response> => {
+    // The lookup waits for the whole body: a credential revoked while the body
+    // was arriving must not run the request.
+    if (request.body !== null) {
+      const read = await readBounded(request, maxBodySize)
+      if (read instanceof Response) return read
+      request = new Request(request.url, { method: request.method, headers: request.headers, body: read, signal: request.signal })
+    }
     let caller: Caller
     let end: () => void
     if (lookupCall !== undefined) {

@@ -83,3 +83,38 @@ describe("nodeGuard: body after revoke", () => {
     }
   })
 })
+
+describe("webGuard.handle: body after revoke", () => {
+  it("refuses 401 revoked, and hands the handler the body of a normal late request", async () => {
+    const { serve: honoServe } = await import("@hono/node-server")
+    const { webGuard } = await import("../../src/guard/index.ts")
+    const registry = await createRegistry()
+    const guard = webGuard(registry)
+    const ran: Array<string> = []
+    const server = honoServe({
+      fetch: (request: Request) =>
+        guard.handle(request, async (req) => {
+          ran.push(await req.text())
+          return new Response("ok")
+        }),
+      hostname: "127.0.0.1",
+      port: 0
+    }) as Http.Server
+    await new Promise((r) => server.once("listening", r))
+    const port = (server.address() as AddressInfo).port
+    try {
+      const a = await registry.issue({ threadId: "a", providerInstanceId: "codex" })
+      const refused = await lateBody(port, Redacted.value(a.authorizationHeader), () => registry.revoke(a.credentialId))
+      assert.match(refused, /^HTTP\/1.1 401/)
+      assert.include(refused, `"reason":"revoked"`)
+      assert.lengthOf(ran, 0)
+      const b = await registry.issue({ threadId: "b", providerInstanceId: "codex" })
+      const ok = await lateBody(port, Redacted.value(b.authorizationHeader), async () => {})
+      assert.match(ok, /^HTTP\/1.1 200/)
+      assert.deepStrictEqual(ran, [body])
+    } finally {
+      server.close()
+      await registry.close()
+    }
+  })
+})
