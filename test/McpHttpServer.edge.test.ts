@@ -273,6 +273,32 @@ describe("McpHttpServer at the edge", () => {
       })
     ))
 
+  it.live("what the transport refuses with an empty body (batches, calls outside a session) gets a JSON-RPC body", () =>
+    withEdge({}, ({ port, registry, dispatched }) =>
+      Effect.gen(function*() {
+        const { open, send } = mcp(port)
+        const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+        const sessionId = yield* open(a)
+        const refused: ReadonlyArray<readonly [unknown, string | undefined]> = [
+          [[call("count", 4)], sessionId],
+          [[call("count", 4)], undefined],
+          [[initialize()], undefined],
+          ["[1]", sessionId],
+          ["[[[[[[[[[[]]]]]]]]]]", undefined]
+        ]
+        for (const [body, session] of refused) {
+          const response = yield* send(a, body, session)
+          assert.strictEqual(response.status, 400, JSON.stringify(body))
+          const error = jsonRpcError(response)
+          assert.strictEqual(error.code, -32600)
+          assert.strictEqual(error.data.reason, "transport-refused")
+          assert.strictEqual(error.data.error, "invalid_request")
+        }
+        assert.strictEqual(dispatched(), 0)
+        assert.strictEqual((yield* send(a, call("count"), sessionId)).status, 200)
+      })
+    ))
+
   it.live("sessions are bounded per credential (429) and in all (503), and an ended one frees its place", () =>
     withEdge({ maxSessionsPerCredential: 2, maxSessions: 3 }, ({ port, registry }) =>
       Effect.gen(function*() {
@@ -410,7 +436,10 @@ describe("McpHttpServer at the edge", () => {
         assert.isFalse(yield* Deferred.isDone(released))
         yield* TestClock.adjust("1 millis")
         yield* Deferred.await(released)
-        yield* Fiber.join(holding)
+        // The call cut off gets a JSON-RPC body, not the transport's empty 404.
+        const cut = yield* Fiber.join(holding)
+        assert.strictEqual(cut.status, 404)
+        assert.strictEqual(jsonRpcError(cut).data.reason, "session-not-found")
         yield* binding.settled
         assert.strictEqual(yield* binding.endInTransport(sessionId), 404)
       })

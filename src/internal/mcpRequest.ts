@@ -45,6 +45,7 @@ export type RefusalReason =
   | "credential-session-limit"
   | "session-limit"
   | "not-found"
+  | "transport-refused"
 
 /** The JSON-RPC error code of each refusal: -32600 (Invalid Request) for a bad request, server codes else. */
 export const refusalCodes: Record<RefusalReason, number> = {
@@ -54,7 +55,8 @@ export const refusalCodes: Record<RefusalReason, number> = {
   "unreadable-body": -32600,
   "credential-session-limit": -32005,
   "session-limit": -32005,
-  "not-found": -32601
+  "not-found": -32601,
+  "transport-refused": -32600
 }
 
 const statuses: Record<RefusalReason, number> = {
@@ -64,7 +66,8 @@ const statuses: Record<RefusalReason, number> = {
   "unreadable-body": 400,
   "credential-session-limit": 429,
   "session-limit": 503,
-  "not-found": 404
+  "not-found": 404,
+  "transport-refused": 400
 }
 
 // An OAuth-style error code, as the guard's refusals carry (`data.error`):
@@ -76,7 +79,8 @@ const errors: Record<RefusalReason, string> = {
   "unreadable-body": "invalid_request",
   "credential-session-limit": "too_many_sessions",
   "session-limit": "temporarily_unavailable",
-  "not-found": "not_found"
+  "not-found": "not_found",
+  "transport-refused": "invalid_request"
 }
 
 const messages: Record<RefusalReason, string> = {
@@ -86,7 +90,9 @@ const messages: Record<RefusalReason, string> = {
   "unreadable-body": "Invalid Request: the request body could not be read",
   "credential-session-limit": "Too many sessions: this credential holds as many MCP sessions as it may; end one first",
   "session-limit": "Service unavailable: the server holds as many MCP sessions as it may; retry later",
-  "not-found": "Not found"
+  "not-found": "Not found",
+  "transport-refused":
+    "Invalid Request: the MCP transport refused this request (a call outside a session, or a batch, which it does not serve)"
 }
 
 /**

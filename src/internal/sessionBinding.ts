@@ -198,6 +198,21 @@ const unauthorized = HttpServerResponse.text(
 )
 
 const notFoundPath = McpRequest.refusal("not-found")
+const transportRefused = McpRequest.refusal("transport-refused")
+
+// Effect's transport answers some refusals with an empty body: a 400 for a
+// call it finds no session for (every batch element, whatever the header
+// says) and a 404 for a session it has just ended (a call cut off when the
+// revocation grace ran out). A client can show neither, so each gets the
+// JSON-RPC body every other refusal of this server carries.
+const withBody = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse =>
+  response.status < 400 || response.body._tag !== "Empty"
+    ? response
+    : response.status === 404
+    ? notFound
+    : response.status === 400
+    ? transportRefused
+    : HttpServerResponse.setBody(response, transportRefused.body)
 const credentialSessionLimit = McpRequest.refusal("credential-session-limit")
 const sessionLimit = McpRequest.refusal("session-limit")
 
@@ -600,7 +615,14 @@ export const make = Effect.fnUntraced(function*(
       const credentialId = Context.getUnsafe(fiber.context as Context.Context<CurrentCredential>, CurrentCredential)
         .credentialId
       if (hasPathParameter(request.url)) return Effect.succeed(notFoundPath)
-      if (request.method !== "POST") return dispatch(httpEffect, fiber, request, credentialId, false)
+      // Appended once the request is through, so it runs after the
+      // transport's own pre-response handlers, which set those empty refusals.
+      const answered = <E, R>(dispatched: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+        Effect.onExit(dispatched, () =>
+          Effect.sync(() =>
+            HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) => Effect.succeed(withBody(response)))
+          ))
+      if (request.method !== "POST") return answered(dispatch(httpEffect, fiber, request, credentialId, false))
       // The whole body is read and checked before anything counts the request
       // in flight; a credential that left the registry meanwhile gets what a
       // fresh request with its token gets, and nothing is dispatched.
@@ -608,7 +630,7 @@ export const make = Effect.fnUntraced(function*(
         HttpServerResponse.isHttpServerResponse(checked)
           ? Effect.succeed(checked)
           : Effect.flatMap(isLive(credentialId), (live) =>
-            live ? dispatch(httpEffect, fiber, request, credentialId, checked.initialize) : refuse(request)))
+            live ? answered(dispatch(httpEffect, fiber, request, credentialId, checked.initialize)) : refuse(request)))
     })
   )
 
