@@ -151,6 +151,21 @@ local function remove(digest, r, reason)
   return ev
 end
 
+-- Revokes one member of an index for reason, or for the deadline it
+-- already crossed: 1 if it was live. A member whose hash is gone (its TTL ran
+-- out) is only dropped from the index, with staleCmd (SREM or ZREM).
+local function revokeMember(digest, reason, staleCmd, staleKey)
+  local r = read(digest)
+  if not r[1] then
+    redis.call(staleCmd, staleKey, digest)
+    return 0
+  end
+  local dead = deadReason(r)
+  remove(digest, r, dead or reason)
+  if dead then return 0 end
+  return 1
+end
+
 -- Records a use or a lease: the deadline index and every TTL follow.
 local function save(digest, r)
   local deadline = deadlineOf(r)
@@ -345,14 +360,7 @@ export const revokeThread = script(
 local tk, reason = base .. "t:" .. ARGV[${common + 1}], ARGV[${common + 2}]
 local count = 0
 for _, m in ipairs(redis.call("SMEMBERS", tk)) do
-  local r = read(m)
-  if not r[1] then
-    redis.call("SREM", tk, m)
-  else
-    local dead = deadReason(r)
-    remove(m, r, dead or reason)
-    if not dead then count = count + 1 end
-  end
+  count = count + revokeMember(m, reason, "SREM", tk)
 end
 publish()
 return { count, live(), events }
@@ -366,14 +374,7 @@ export const revokeBatch = script(
 local reason, limit = ARGV[${common + 1}], tonumber(ARGV[${common + 2}])
 local count = 0
 for _, m in ipairs(redis.call("ZRANGE", dk, 0, limit - 1)) do
-  local r = read(m)
-  if not r[1] then
-    redis.call("ZREM", dk, m)
-  else
-    local dead = deadReason(r)
-    remove(m, r, dead or reason)
-    if not dead then count = count + 1 end
-  end
+  count = count + revokeMember(m, reason, "ZREM", dk)
 end
 publish()
 return { count, redis.call("ZCARD", dk), live(), events }
