@@ -23,15 +23,13 @@ import * as Layer from "effect/Layer"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
-import { type ChildProcess, fork } from "node:child_process"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
-import { fileURLToPath } from "node:url"
 import { fromService, nodeGuard, webGuard } from "../src/guard/index.ts"
 import * as McpBearerAuth from "../src/McpBearerAuth.ts"
 import * as McpSessionRegistry from "../src/McpSessionRegistry.ts"
 import { median } from "./harness.ts"
-import type { LoadRequest, LoadResult } from "./load.ts"
+import { load, loadGenerator } from "./loadGenerator.ts"
 import { optionsFor, populate } from "./population.ts"
 
 /** One guard against the bare route of its stack. */
@@ -74,32 +72,6 @@ const Routes = Layer.mergeAll(
   HttpRouter.add("GET", "/bare", Effect.succeed(ok)),
   HttpRouter.add("GET", "/guarded", Effect.succeed(ok)).pipe(Layer.provide(McpBearerAuth.layer()))
 )
-
-/** A load generator in a child process of its own, for the scope. */
-const loadGenerator = Effect.acquireRelease(
-  Effect.sync(() =>
-    fork(fileURLToPath(new URL("./load.ts", import.meta.url)), [], {
-      execArgv: ["--import", "tsx"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"]
-    })
-  ),
-  (child) => Effect.sync(() => child.kill())
-)
-
-const load = (child: ChildProcess, request: LoadRequest): Effect.Effect<LoadResult, Error> =>
-  Effect.callback<LoadResult, Error>((resume) => {
-    const onMessage = (message: LoadResult | { readonly error: string }) => {
-      child.off("exit", onExit)
-      resume("error" in message ? Effect.fail(new Error(message.error)) : Effect.succeed(message))
-    }
-    const onExit = (code: number | null) => {
-      child.off("message", onMessage)
-      resume(Effect.fail(new Error(`load generator exited with ${code}`)))
-    }
-    child.once("message", onMessage)
-    child.once("exit", onExit)
-    child.send(request)
-  })
 
 const answer = (res: ServerResponse) => {
   res.writeHead(200, { "content-type": "text/plain" })

@@ -24,7 +24,8 @@ import * as McpBearerAuth from "../src/McpBearerAuth.ts"
 import * as McpSessionRegistry from "../src/McpSessionRegistry.ts"
 import { startRedisServer } from "../test/support/redis.ts"
 import { interleaved, median, type Timing } from "./harness.ts"
-import type { LoadRequest, LoadResult } from "./load.ts"
+import type { LoadRequest } from "./load.ts"
+import { load, loadGenerator } from "./loadGenerator.ts"
 import { optionsFor, populate } from "./population.ts"
 
 /** What the family found. */
@@ -57,24 +58,6 @@ export interface RedisResult {
 }
 
 const trivial = Redis.script(() => [], { numberOfKeys: 0, lua: "return 1" }).withReturnType<number>()
-
-const loadGenerator = Effect.acquireRelease(
-  Effect.sync(() =>
-    fork(fileURLToPath(new URL("./load.ts", import.meta.url)), [], {
-      execArgv: ["--import", "tsx"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"]
-    })
-  ),
-  (child) => Effect.sync(() => child.kill())
-)
-
-const load = (child: ChildProcess, request: LoadRequest): Effect.Effect<LoadResult, Error> =>
-  Effect.callback<LoadResult, Error>((resume) => {
-    child.once("message", (message: LoadResult | { readonly error: string }) =>
-      resume("error" in message ? Effect.fail(new Error(message.error)) : Effect.succeed(message))
-    )
-    child.send(request)
-  })
 
 const replicaProcess = (url: string, keyPrefix: string) =>
   Effect.acquireRelease(
