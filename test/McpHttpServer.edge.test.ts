@@ -17,7 +17,7 @@ import { McpHttpServer, McpSessionRegistry } from "../src/index.ts"
 import * as SessionBinding from "../src/internal/sessionBinding.ts"
 import { parse, type RawResponse } from "./hardening/rawClient.ts"
 import { mcpPostHeaders, rawRequest } from "./support/http.ts"
-import { recordingTracer } from "./support/recording.ts"
+import { recordingLogger, recordingTracer } from "./support/recording.ts"
 
 // `count` records every call the transport dispatched; `hold` blocks until interrupted.
 const Count = Tool.make("count", { success: Schema.Number })
@@ -465,15 +465,8 @@ describe("McpHttpServer at the edge", () => {
     }))
 
   it.live("a token in the request target reaches no log line and no span, and `;access_token=` is not /mcp", () => {
-    const lines: Array<string> = []
     const { spans, tracer } = recordingTracer()
-    const capture = Logger.make((options) => {
-      lines.push(inspect({
-        message: options.message,
-        cause: options.cause,
-        annotations: options.fiber.getRef(References.CurrentLogAnnotations)
-      }, { depth: 10 }))
-    })
+    const { logger: capture, lines } = recordingLogger()
     const secrets: Array<string> = []
     return Effect.gen(function*() {
       const server = yield* McpHttpServer.McpHttpServer

@@ -11,7 +11,7 @@ import type { Credential, RegistryConfig } from "../src/index.ts"
 import { McpBearerAuth, McpHttpServer, McpSessionRegistry, type Revocation } from "../src/index.ts"
 import * as SessionBinding from "../src/internal/sessionBinding.ts"
 import { mcpPostHeaders, rawRequest } from "./support/http.ts"
-import { recordingTracer } from "./support/recording.ts"
+import { recordingLogger, recordingTracer } from "./support/recording.ts"
 
 // A host's own tool, reading the caller from the guard like any handler would.
 const Greet = Tool.make("greet", {
@@ -885,15 +885,8 @@ describe("McpHttpServer", () => {
     ))
 
   it.live("no log line or span carries a token, even one sent in the query string", () => {
-    const lines: Array<string> = []
     const { spans, tracer } = recordingTracer()
-    const capture = Logger.make((options) => {
-      lines.push(inspect({
-        message: options.message,
-        cause: options.cause,
-        annotations: options.fiber.getRef(References.CurrentLogAnnotations)
-      }, { depth: 10 }))
-    })
+    const { logger: capture, lines } = recordingLogger()
     const tokens: Array<string> = []
     return Effect.gen(function*() {
       const server = yield* McpHttpServer.McpHttpServer

@@ -3,15 +3,12 @@ import { Effect, Layer, Logger, Redacted, References, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { inspect } from "node:util"
 import { McpSessionRegistry } from "../src/index.ts"
-import { recordingTracer } from "./support/recording.ts"
+import { recordingLogger, recordingTracer } from "./support/recording.ts"
 
 describe("McpSessionRegistry secrets", () => {
   it.effect("no log line or span carries a token through a whole session", () => {
-    const lines: Array<string> = []
     const { spans, tracer } = recordingTracer()
-    const capture = Logger.make((options) => {
-      lines.push(inspect({ message: options.message, cause: options.cause, fiber: options.fiber.getRef(References.CurrentLogAnnotations) }, { depth: 10 }))
-    })
+    const { logger: capture, lines } = recordingLogger()
     const tokens: Array<string> = []
     return Effect.gen(function*() {
       const registry = yield* McpSessionRegistry.McpSessionRegistry

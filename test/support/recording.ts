@@ -1,8 +1,10 @@
 /**
- * A tracer that keeps every span it starts, for tests that read what spans
- * carry (names, attributes, events) after a session.
+ * A tracer that keeps every span it starts, and a logger that keeps every
+ * line it is given, for tests that read what spans and logs carry (names,
+ * attributes, events, messages, causes, annotations) after a session.
  */
-import { Tracer } from "effect"
+import { inspect } from "node:util"
+import { Logger, References, Tracer } from "effect"
 
 export const recordingTracer = (): { readonly tracer: Tracer.Tracer; readonly spans: Array<Tracer.NativeSpan> } => {
   const spans: Array<Tracer.NativeSpan> = []
@@ -14,4 +16,17 @@ export const recordingTracer = (): { readonly tracer: Tracer.Tracer; readonly sp
     }
   })
   return { tracer, spans }
+}
+
+/** A logger that keeps each line as text: its message, cause and annotations, fully inspected. */
+export const recordingLogger = (): { readonly logger: Logger.Logger<unknown, void>; readonly lines: Array<string> } => {
+  const lines: Array<string> = []
+  const logger = Logger.make((options) => {
+    lines.push(inspect({
+      message: options.message,
+      cause: options.cause,
+      annotations: options.fiber.getRef(References.CurrentLogAnnotations)
+    }, { depth: 10 }))
+  })
+  return { logger, lines }
 }
