@@ -23,6 +23,7 @@ import type * as Redis from "effect/persistence/Redis"
 import { Redis as RedisService, RedisError } from "effect/persistence/Redis"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
+import { hash } from "node:crypto"
 import * as BearerToken from "../BearerToken.ts"
 import type { CredentialInfo, CredentialScope, IssuedCredential } from "../Credential.ts"
 import { InvalidCredential, InvalidReason } from "../Credential.ts"
@@ -30,12 +31,13 @@ import { randomBase64Url } from "../internal/entropy.ts"
 import * as Hooks from "../internal/hooks.ts"
 import * as IssueRequests from "../internal/issueRequest.ts"
 import * as Metrics from "../internal/metrics.ts"
+import { counted } from "../internal/plural.ts"
 import type { IssueRequest } from "../McpSessionRegistry.ts"
 import { InvalidIssueRequest, McpSessionRegistry, RegistryFull, StoreUnavailable } from "../McpSessionRegistry.ts"
 import * as RegistryConfig from "../RegistryConfig.ts"
 import type { RevocationEvent, RevocationReason } from "../Revocation.ts"
 import { RevocationReason as RevocationReasonSchema } from "../Revocation.ts"
-import type { Common, RecordFields } from "./scripts.ts"
+import type { Common, RemovedFields } from "./scripts.ts"
 import * as Scripts from "./scripts.ts"
 
 /**
@@ -154,14 +156,32 @@ const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
 
 const reasons = new Set<string>(RevocationReasonSchema.literals)
 
-/** The random part of an id: never `_` at an end nor `__`, so ids never contain `__`. */
-const randomIdSuffix = (): string => {
-  let suffix = randomBase64Url(12)
-  while (suffix.charCodeAt(0) === 95 || suffix.charCodeAt(suffix.length - 1) === 95 || suffix.includes("__")) {
-    suffix = randomBase64Url(12)
-  }
-  return suffix
-}
+/**
+ * The random part of a credential's ids, from its token's digest: the first
+ * 72 bits of the digest's own SHA-256, so it tells nothing of the digest, and
+ * a lookup by token finds the credential under its id, with no second index.
+ */
+const idOf = (digest: Buffer): string => hash("sha256", digest, "base64url").slice(0, 12)
+
+/**
+ * What proves a token is the one its id was derived from: 128 bits of the
+ * digest, none of them among the 36 its checksum shows.
+ */
+const verifierOf = (digest: Buffer): string => digest.toString("base64url", 16, 32)
+
+/** Ids never hold `__` nor begin or end their random part with `_`; a token whose id would is minted again. */
+const usableId = (suffix: string): boolean =>
+  suffix.charCodeAt(0) !== 95 && suffix.charCodeAt(suffix.length - 1) !== 95 && !suffix.includes("__")
+
+/** The random part of a credential id, or undefined for a string that is none. */
+const suffixOf = (credentialId: unknown): string | undefined =>
+  typeof credentialId === "string" && credentialId.length === credentialIdPrefix.length + 12 &&
+    credentialId.startsWith(credentialIdPrefix)
+    ? credentialId.slice(credentialIdPrefix.length)
+    : undefined
+
+/** How often, at most, refusals of never-valid tokens are summarized in the log. */
+const neverValidSummaryMillis = 60_000
 
 // Store calls in flight in this process, for tests that must wait for the
 // store's I/O to finish before they move a TestClock on.
@@ -220,16 +240,14 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const base = `{${redisConfig.keyPrefix}}:`
   const replicaId = randomBase64Url(9)
   const slideOnUse = (config as { readonly slideOnUse?: boolean }).slideOnUse !== false
-  const common = (now: number): Common => [
-    base,
-    now,
+  const settings = Scripts.settings(
     config.idleTimeoutMillis,
     config.maxLifetimeMillis,
     Number.isFinite(config.absoluteLifetimeMillis) ? config.absoluteLifetimeMillis : -1,
     config.tombstoneRetentionMillis,
-    Number.isFinite(config.maxTombstones) ? config.maxTombstones : -1,
-    replicaId
-  ]
+    Number.isFinite(config.maxTombstones) ? config.maxTombstones : -1
+  )
+  const common = (now: number): Common => [base, settings, now, replicaId]
 
   const timeouts = new Map<string, StoreUnavailable>()
   const failures = new Map<string, StoreUnavailable>()
@@ -294,20 +312,44 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       })
     })
 
-  // Each script is loaded once here and run by its SHA: one EVALSHA per
-  // call and nothing else (Redis.eval looks its cache up on every call). A
-  // Redis that lost its scripts (a restart, SCRIPT FLUSH) answers NOSCRIPT:
-  // the script is loaded again and the call retried once.
-  const load = <Params extends ReadonlyArray<any>, R>(script: Redis.Script<{ params: Params; result: R }>) =>
-    Effect.map(send<string>("SCRIPT", "LOAD", script.lua), (loaded) => {
+  // The operations are one function library, loaded once here and called by
+  // name: one FCALL per call and nothing else. A server without functions
+  // (before Redis 7) runs each as a script by its SHA instead. A Redis that
+  // lost them (a restart, FUNCTION or SCRIPT FLUSH) says so: they are loaded
+  // again and the call retried once.
+  const loadLibrary = Effect.catchIf(
+    Effect.as(send<string>("FUNCTION", "LOAD", Scripts.library), true),
+    (error: Redis.RedisError) => String(error.cause).includes("already exists"),
+    () => Effect.succeed(true)
+  )
+  const functions = yield* Effect.catchIf(
+    loadLibrary,
+    (error: Redis.RedisError) => reasonOf(error) === "error",
+    () => Effect.succeed(false)
+  )
+  const lost = (error: Redis.RedisError) => {
+    const text = String(error.cause)
+    return text.includes("NOSCRIPT") || text.includes("Function not found")
+  }
+  const load = <Params extends ReadonlyArray<any>, R>(op: Scripts.Operation<Params, R>) => {
+    if (functions) {
+      const name = Scripts.functionName(op)
+      return Effect.succeed((...params: [Common, ...Params]): Effect.Effect<R, Redis.RedisError> => {
+        const args = op.params(...params).map(String)
+        const run = Effect.suspend(() => send<R>("FCALL", name, "0", ...args))
+        return Effect.catchIf(run, lost, () => Effect.andThen(loadLibrary, run))
+      })
+    }
+    return Effect.map(send<string>("SCRIPT", "LOAD", op.script.lua), (loaded) => {
       let sha = loaded
-      const reload = Effect.map(send<string>("SCRIPT", "LOAD", script.lua), (again) => void (sha = again))
-      return (...params: Params): Effect.Effect<R, Redis.RedisError> => {
-        const args = script.params(...params).map(String)
+      const reload = Effect.map(send<string>("SCRIPT", "LOAD", op.script.lua), (again) => void (sha = again))
+      return (...params: [Common, ...Params]): Effect.Effect<R, Redis.RedisError> => {
+        const args = op.params(...params).map(String)
         const run = Effect.suspend(() => send<R>("EVALSHA", sha, "0", ...args))
-        return Effect.catchIf(run, (error) => String(error.cause).includes("NOSCRIPT"), () => Effect.andThen(reload, run))
+        return Effect.catchIf(run, lost, () => Effect.andThen(reload, run))
       }
     })
+  }
   const evalResolve = yield* load(Scripts.resolve)
   const evalIssue = yield* load(Scripts.issue)
   const evalTouch = yield* load(Scripts.touch)
@@ -364,19 +406,20 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     }
   }
 
-  const infoOf = (fields: ReadonlyArray<unknown>, offset = 0): CredentialInfo => {
-    const credentialId = String(fields[offset])
-    const issuedAt = Number(fields[offset + 5])
-    const lastUsedAt = Number(fields[offset + 6])
-    const leaseText = fields[offset + 7]
-    const lease = typeof leaseText === "string" || typeof leaseText === "number" ? Number(leaseText) : 0
+  /** A credential from the fields after its id's random part (`RecordFields` from index 1). */
+  const infoOf = (suffix: string, fields: ReadonlyArray<unknown>, offset: number): CredentialInfo => {
+    const credentialId = credentialIdPrefix + suffix
+    const issuedAt = Number(fields[offset + 3])
+    const lastUsedAt = Number(fields[offset + 4])
+    const leaseText = fields[offset + 5]
+    const lease = leaseText === "" || leaseText === undefined || leaseText === null ? 0 : Number(leaseText)
     const expiresAt = Math.min(lastUsedAt + config.maxLifetimeMillis, issuedAt + config.absoluteLifetimeMillis)
     return {
       credentialId,
-      providerSessionId: String(fields[offset + 1]),
-      threadId: String(fields[offset + 2]),
-      providerInstanceId: String(fields[offset + 3]),
-      capabilities: capabilitiesOf(String(fields[offset + 4] ?? "")),
+      providerSessionId: providerSessionIdPrefix + suffix,
+      threadId: String(fields[offset]),
+      providerInstanceId: String(fields[offset + 1]),
+      capabilities: capabilitiesOf(String(fields[offset + 2] ?? "")),
       issuedAt,
       lastUsedAt,
       expiresAt,
@@ -387,13 +430,44 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     }
   }
 
+  /**
+   * A lookup's answer `["ok", a, u, l, tail]` as a scope; the tail is
+   * `#t|t#p|pc` with lengths in UTF-8 bytes, so text that is not ASCII is
+   * cut on its bytes.
+   */
+  const scopeOf = (suffix: string, reply: ReadonlyArray<unknown>): CredentialScope => {
+    const tail = String(reply[4])
+    let threadId: string
+    let providerInstanceId: string
+    let capabilities: string
+    if (Buffer.byteLength(tail) === tail.length) {
+      const bar = tail.indexOf("|")
+      const threadEnd = bar + 1 + Number(tail.slice(0, bar))
+      const bar2 = tail.indexOf("|", threadEnd)
+      const providerEnd = bar2 + 1 + Number(tail.slice(threadEnd, bar2))
+      threadId = tail.slice(bar + 1, threadEnd)
+      providerInstanceId = tail.slice(bar2 + 1, providerEnd)
+      capabilities = tail.slice(providerEnd)
+    } else {
+      const bytes = Buffer.from(tail)
+      const bar = bytes.indexOf(124)
+      const threadEnd = bar + 1 + Number(bytes.toString("latin1", 0, bar))
+      const bar2 = bytes.indexOf(124, threadEnd)
+      const providerEnd = bar2 + 1 + Number(bytes.toString("latin1", threadEnd, bar2))
+      threadId = bytes.toString("utf8", bar + 1, threadEnd)
+      providerInstanceId = bytes.toString("utf8", bar2 + 1, providerEnd)
+      capabilities = bytes.toString("utf8", providerEnd)
+    }
+    return infoOf(suffix, [threadId, providerInstanceId, capabilities, reply[1], reply[2], reply[3]], 0)
+  }
+
   const eventsOf = (removed: unknown): Array<RevocationEvent> => {
     if (!Array.isArray(removed)) return []
     const events: Array<RevocationEvent> = []
     for (const item of removed) {
       if (!Array.isArray(item) || !reasons.has(String(item[0]))) continue
       const reason = String(item[0]) as RevocationReason
-      events.push({ credential: infoOf(item, 1), reason })
+      events.push({ credential: infoOf(String(item[1]), item, 2), reason })
     }
     return events
   }
@@ -412,40 +486,99 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const waitFor = <A>(hooks: Fiber.Fiber<void> | undefined, value: A): Effect.Effect<A> =>
     hooks === undefined ? Effect.succeed(value) : Effect.as(Fiber.await(hooks), value)
 
+  // Refusals the host can see, as the memory store logs them: one warning per
+  // once-valid credential (the script marks its tombstone, so one replica
+  // logs it once), and never-valid tokens only counted, summarized at most
+  // once a minute by each replica.
+  const warnRefused = (suffix: string, threadId: string, providerInstanceId: string, reason: InvalidReason, leftAs: string) => {
+    if (closed) return
+    const credentialId = credentialIdPrefix + suffix
+    fork(
+      Effect.logWarning(
+        `Refused the bearer token of credential ${credentialId} (thread ${JSON.stringify(threadId)}, provider instance ${
+          JSON.stringify(providerInstanceId)
+        }): ${reason}`
+      ).pipe(Effect.annotateLogs({
+        credentialId,
+        providerSessionId: providerSessionIdPrefix + suffix,
+        threadId,
+        providerInstanceId,
+        reason,
+        leftAs
+      }))
+    )
+  }
+  const summarizedAt = { missing: 0, malformed: 0, unknown: 0 }
+  let neverValidDue = -Infinity
+  const summarizeNeverValid = (at: number): void => {
+    const totals = tallies.resolvedTotal
+    const missing = totals.missing - summarizedAt.missing
+    const malformed = totals.malformed - summarizedAt.malformed
+    const unknown = totals.unknown - summarizedAt.unknown
+    const refused = missing + malformed + unknown
+    if (refused === 0 || closed) {
+      neverValidDue = -Infinity
+      return
+    }
+    summarizedAt.missing = totals.missing
+    summarizedAt.malformed = totals.malformed
+    summarizedAt.unknown = totals.unknown
+    neverValidDue = at + neverValidSummaryMillis
+    const parts = [[unknown, "unknown"], [malformed, "malformed"], [missing, "missing"]] as const
+    fork(
+      Effect.logWarning(
+        `Refused ${counted(refused, "bearer token")} that ${refused === 1 ? "was" : "were"} never valid (${
+          parts.filter(([n]) => n > 0).map(([n, reason]) => `${n} ${reason}`).join(", ")
+        }); at most one such summary a minute`
+      ).pipe(Effect.annotateLogs({ missing, malformed, unknown }))
+    )
+  }
+  const neverValid = (reason: "missing" | "malformed" | "unknown"): InvalidCredential => {
+    tallies.resolvedTotal[reason]++
+    const at = clock.currentTimeMillisUnsafe()
+    if (at >= neverValidDue) summarizeNeverValid(at)
+    return invalid[reason]
+  }
+  const refuse = (reason: "missing" | "malformed"): Effect.Effect<never, InvalidCredential> => Effect.fail(neverValid(reason))
+
   const resolve = (token: string): Effect.Effect<CredentialScope, InvalidCredential | StoreUnavailable> =>
     Effect.suspend(() => {
       if (typeof token !== "string") return refuse("malformed")
       if (token.length !== BearerToken.length) return refuse(token.length === 0 ? "missing" : "malformed")
       const key = BearerToken.digest(token)
       if (!BearerToken.checksumMatches(token, key)) return refuse("malformed")
-      const digest = Buffer.from(key, "latin1").toString("base64url")
       const now = clock.currentTimeMillisUnsafe()
       if (cacheMillis !== undefined) {
-        const cached = cache.get(digest)
+        const cached = cache.get(key)
         if (cached !== undefined && now - cached.readAt <= cacheMillis && now <= cached.scope.idleExpiresAt) {
           tallies.resolvedTotal.ok++
           return Effect.succeed(cached.scope)
         }
       }
-      return Effect.flatMap(call("resolve", evalResolve(common(now), digest, slideOnUse)), (reply) => {
+      const digest = Buffer.from(key, "latin1")
+      const suffix = idOf(digest)
+      return Effect.flatMap(call("resolve", evalResolve(common(now), suffix, verifierOf(digest), slideOnUse)), (reply) => {
         const outcome = reply[0]
         if (outcome === "ok") {
           tallies.resolvedTotal.ok++
-          const scope = infoOf(reply, 1)
-          if (cacheMillis !== undefined) remember(digest, scope, now)
+          const scope = scopeOf(suffix, reply)
+          if (cacheMillis !== undefined) remember(key, scope, now)
           return Effect.succeed(scope)
         }
-        const reason = InvalidReason.literals.includes(outcome as InvalidReason) ? outcome as InvalidReason : "unknown"
-        tallies.resolvedTotal[reason]++
-        if (reply.length > 1) removedHere([reply[1]])
-        return Effect.fail(invalid[reason])
+        if (outcome !== "revoked" && outcome !== "idle" && outcome !== "expired") return Effect.fail(neverValid("unknown"))
+        tallies.resolvedTotal[outcome]++
+        if (reply.length === 4) {
+          // The first refusal of a tombstone's token.
+          warnRefused(suffix, String(reply[2]), String(reply[3]), outcome, String(reply[1]))
+        } else if (reply.length === 2) {
+          // Found dead and removed by this lookup.
+          const removed = reply[1] as RemovedFields
+          warnRefused(suffix, String(removed[2]), String(removed[3]), outcome, outcome)
+          removedHere([removed])
+        }
+        return Effect.fail(invalid[outcome])
       })
     })
-
-  const refuse = (reason: InvalidReason): Effect.Effect<never, InvalidCredential> => {
-    tallies.resolvedTotal[reason]++
-    return Effect.fail(invalid[reason])
-  }
 
   // An issue refused for a timeout (or a dropped connection) may still be
   // applied later: a frozen Redis runs the script once it thaws. Nobody holds
@@ -470,9 +603,15 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     checked: IssueRequests.CheckedRequest
   ): Effect.Effect<IssuedCredential | RegistryFull | "collision", StoreUnavailable> =>
     Effect.suspend(() => {
-      const { key, token } = BearerToken.mintKeyed()
-      const digest = Buffer.from(key, "latin1").toString("base64url")
-      const suffix = randomIdSuffix()
+      let minted = BearerToken.mintKeyed()
+      let digest = Buffer.from(minted.key, "latin1")
+      let suffix = idOf(digest)
+      while (!usableId(suffix)) {
+        minted = BearerToken.mintKeyed()
+        digest = Buffer.from(minted.key, "latin1")
+        suffix = idOf(digest)
+      }
+      const token = minted.token
       const credentialId = credentialIdPrefix + suffix
       const providerSessionId = providerSessionIdPrefix + suffix
       const capabilities = checked.capabilities === undefined || checked.capabilities.length === 0
@@ -483,9 +622,8 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         call(
           "issue",
           evalIssue(common(now), {
-            digest,
-            credentialId,
-            providerSessionId,
+            id: suffix,
+            verifier: verifierOf(digest),
             threadId: checked.threadId,
             providerInstanceId: checked.providerInstanceId,
             capabilities: capabilities.length === 0 ? "" : JSON.stringify(capabilities),
@@ -546,12 +684,13 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       })
     ).pipe(Effect.uninterruptible)
 
-  const revokeWith = (credentialId: string, reason: RevocationReason, providerSessionId = "") =>
+  const revokeWith = (credentialId: string, reason: RevocationReason) =>
     Effect.suspend(() => {
-      if (typeof credentialId !== "string" || credentialId.length > 512) return Effect.succeed(false)
+      const suffix = suffixOf(credentialId)
+      if (suffix === undefined) return Effect.succeed(false)
       const now = clock.currentTimeMillisUnsafe()
       return Effect.flatMap(
-        call("revoke", evalRevoke(common(now), credentialId, reason, providerSessionId)),
+        call("revoke", evalRevoke(common(now), suffix, reason)),
         (reply) => {
           liveSeen = Number(reply[1])
           return waitFor(removedHere(reply[2]), Number(reply[0]) === 1)
@@ -568,7 +707,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         return Effect.succeed(0)
       }
       const credentialId = credentialIdPrefix + providerSessionId.slice(providerSessionIdPrefix.length)
-      return Effect.map(revokeWith(credentialId, "session-stopped", providerSessionId), (live) => (live ? 1 : 0))
+      return Effect.map(revokeWith(credentialId, "session-stopped"), (live) => (live ? 1 : 0))
     }).pipe(Effect.withSpan("McpSessionRegistry.revokeProviderSession"))
 
   const revokeThread = (threadId: string) =>
@@ -626,6 +765,9 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       if (hooks !== undefined) yield* Fiber.await(hooks)
       if (Number(reply[0]) === 0) break
     }
+    // The tail of a spray of never-valid tokens, once its minute is over.
+    const at = clock.currentTimeMillisUnsafe()
+    if (at >= neverValidDue && neverValidDue !== -Infinity) summarizeNeverValid(at)
     return reclaimed
   }).pipe(Effect.withSpan("McpSessionRegistry.sweep"))
 
@@ -634,21 +776,23 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     const now = clock.currentTimeMillisUnsafe()
     for (let offset = 0;; offset += batchSize) {
       const reply = yield* call("list", evalList(common(now), offset, batchSize))
-      liveSeen = Number(reply[0])
-      for (let i = 1; i < reply.length; i++) out.push(infoOf(reply[i] as RecordFields))
-      if (offset + batchSize >= liveSeen) break
+      liveSeen = Number(reply[1])
+      for (let i = 2; i < reply.length; i++) {
+        const fields = reply[i] as ReadonlyArray<unknown>
+        out.push(infoOf(String(fields[0]), fields, 1))
+      }
+      if (Number(reply[0]) === 0) break
     }
     return out
   })
 
   const get = (credentialId: string): Effect.Effect<Option.Option<CredentialInfo>, StoreUnavailable> =>
     Effect.suspend(() => {
-      if (typeof credentialId !== "string" || credentialId.length === 0 || credentialId.length > 512) {
-        return Effect.succeed(Option.none())
-      }
+      const suffix = suffixOf(credentialId)
+      if (suffix === undefined) return Effect.succeed(Option.none())
       return Effect.map(
-        call("get", evalGet(common(clock.currentTimeMillisUnsafe()), credentialId)),
-        (reply) => (reply.length === 0 ? Option.none() : Option.some(infoOf(reply)))
+        call("get", evalGet(common(clock.currentTimeMillisUnsafe()), suffix)),
+        (reply) => (reply.length === 0 ? Option.none() : Option.some(infoOf(suffix, reply, 1)))
       )
     })
 
@@ -679,7 +823,8 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         else inFlight.set(credentialId, left)
         if (closed) return
         try {
-          sideCall("endCall", evalInFlight(common(clock.currentTimeMillisUnsafe()), 0, [credentialId]))
+          const suffix = suffixOf(credentialId)
+          if (suffix !== undefined) sideCall("endCall", evalInFlight(common(clock.currentTimeMillisUnsafe()), 0, [suffix]))
         } catch {
           // Never throws: a call's end that cannot be recorded is only a use lost.
         }
@@ -760,7 +905,12 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const heartbeat = Effect.suspend(() => {
     if (inFlight.size === 0) return Effect.void
     const now = clock.currentTimeMillisUnsafe()
-    return call("lease", evalInFlight(common(now), now + 3 * leaseEvery, Array.from(inFlight.keys())))
+    const suffixes: Array<string> = []
+    for (const credentialId of inFlight.keys()) {
+      const suffix = suffixOf(credentialId)
+      if (suffix !== undefined) suffixes.push(suffix)
+    }
+    return call("lease", evalInFlight(common(now), now + 3 * leaseEvery, suffixes))
   })
   yield* Effect.gen(function*() {
     while (!closed) {

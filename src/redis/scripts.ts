@@ -1,37 +1,56 @@
 /**
- * The Redis store's Lua scripts: one per registry operation, each atomic.
+ * The Redis store's Lua: one script per registry operation, each atomic.
+ *
+ * They are loaded as one function library (`FUNCTION LOAD`, Redis 7 and
+ * Valkey) and called with `FCALL`, so the helpers below are built once at
+ * load rather than on every call, which halves what a lookup costs Redis;
+ * on a server without functions each runs as a script (`EVALSHA`).
  *
  * Layout under a prefix `P` (every key shares the hash tag `{P}`, so a
- * registry lives in one cluster slot):
+ * registry lives in one cluster slot), sized for memory (see docs/redis.md):
  *
- * - `{P}:c:<digest>`: a hash per credential (id, provider session id, thread,
- *   provider instance, capabilities as JSON, issuedAt, lastUsedAt, lease);
- *   the digest is the token's SHA-256 in base64url, never the token;
- * - `{P}:i:<credentialId>`: the digest of that credential;
- * - `{P}:t:<threadId>`: the set of a thread's digests;
- * - `{P}:d`: the deadline index, a sorted set of digests by the instant they
- *   die unless used, so a sweep pops what is due in O(due);
- * - `{P}:x`: tombstones, a sorted set of digests by `retentionEnd * 8 + reason`,
- *   and `{P}:q`, the same digests in burial order, to forget the oldest first;
+ * - `{P}:c:<id>`: one string per credential, keyed by the random part of its
+ *   credential id. That id is derived from the token's digest (72 bits of a
+ *   second SHA-256, see `registry.ts`), so a lookup by token and one by id
+ *   find the same key and no second index is needed. The string is
+ *   `v|a|u|l|k|#t|t#p|pc`: a verifier (22 characters: 128 other bits of the
+ *   digest, never the token), issuedAt, lastUsedAt, the lease of calls in
+ *   flight (empty: none), the horizon `k` up to which the indexes already
+ *   cover it, then thread and provider instance, each after its byte length,
+ *   and capabilities as JSON (empty: none). A lookup reads it and writes it
+ *   back with its TTL: two Redis calls. A removed credential's string
+ *   becomes its tombstone, `v!x|e|w|#t|t#p|p`: why it left, the end of its
+ *   retention, and whether a refusal of its token was logged;
+ * - `{P}:t:<threadId>`: a hash of a thread's credential ids (listpack-small);
+ * - `{P}:d`: the deadline index, a sorted set of ids by a deadline never later
+ *   than the credential's own, so a sweep pops what is due in O(due). A use
+ *   rewrites it only once the deadline passed the horizon `k`, an eighth of
+ *   the idle timeout beyond the last indexed one;
+ * - `{P}:q`: the ids of tombstones in burial order, to forget the oldest first;
  * - channel `{P}:events`: every removal, published by the script that made it.
  *
- * Every key carries a TTL of its credential's deadline plus the tombstone
- * retention, so Redis forgets a credential even if every replica is gone.
+ * A credential's string has the TTL of its deadline plus the tombstone
+ * retention, renewed on every use; the shared keys that list it have at least
+ * as long, so Redis forgets a credential even if every replica is gone.
  * Time is the registry's `now`, passed in, never Redis `TIME`, and TTLs are
  * relative to it, so a registry on a `TestClock` stays consistent.
  */
 import * as Redis from "effect/persistence/Redis"
+import { createHash } from "node:crypto"
 
-/** The fields of a credential as the scripts return them. */
+/**
+ * A credential as the scripts return it: the random part of its id, thread,
+ * provider instance, capabilities (`""`: none), issuedAt, lastUsedAt, lease
+ * (`""`: none).
+ */
 export type RecordFields = readonly [
-  credentialId: string,
-  providerSessionId: string,
+  id: string,
   threadId: string,
   providerInstanceId: string,
   capabilities: string,
   issuedAt: string,
   lastUsedAt: string,
-  lease: string | null
+  lease: string
 ]
 
 /** A removal: its reason, then the credential's fields. */
@@ -39,29 +58,94 @@ export type RemovedFields = readonly [reason: string, ...RecordFields]
 
 /**
  * The arguments every script starts with, in this order: the key prefix
- * (`{P}:`), now, idle timeout, max lifetime, absolute lifetime (-1: none),
- * tombstone retention, max tombstones (-1: none), and this replica's id.
+ * (`{P}:`), the registry's settings (see `settings`), now, and this replica's id.
  */
-export type Common = readonly [string, number, number, number, number, number, number, string]
+export type Common = readonly [string, string, number, string]
 
-const common = 8
+/**
+ * The settings the scripts need, as one argument: idle timeout, max
+ * lifetime, absolute lifetime (-1: none), tombstone retention and max
+ * tombstones (-1: none). The library parses each distinct one once.
+ */
+export const settings = (
+  idleMillis: number,
+  maxLifeMillis: number,
+  absoluteMillis: number,
+  retentionMillis: number,
+  maxTombstones: number
+): string => [idleMillis, maxLifeMillis, absoluteMillis, retentionMillis, maxTombstones].join(",")
+
+const common = 4
 
 // Shared by every script. `false` is how Lua's `redis.call` says nil.
+// `read` returns r[1] v, r[2] t, r[3] p, r[4] c, r[5] a, r[6] u, r[7] l,
+// r[8] k, r[9] x, r[10] e, r[11] w; a tombstone has r[9], and r[5]..r[8] false.
 const prelude = `
-local base = ARGV[1]
-local now = tonumber(ARGV[2])
-local idleMs = tonumber(ARGV[3])
-local maxLife = tonumber(ARGV[4])
-local absolute = tonumber(ARGV[5])
-local retention = tonumber(ARGV[6])
-local maxTomb = tonumber(ARGV[7])
-local replica = ARGV[8]
-local dk = base .. "d"
-local xk = base .. "x"
-local events = {}
-local fields = { "i", "s", "t", "p", "c", "a", "u", "l" }
+local argv, base, nowText, now, idleMs, maxLife, absolute, retention, maxTomb, replica, dk, qk, slack, events
+
+-- Settings parsed once per distinct text: parsing them on every call cost a
+-- lookup as much as its Redis calls. A script run (no library) parses each time.
+local parsed, parsedCount = {}, 0
+
+local function setup(args)
+  argv = args
+  base = args[1]
+  local s = parsed[args[2]]
+  if not s then
+    local i, m, a, r, t = string.match(args[2], "^(%d+),(%d+),(-?%d+),(%d+),(-?%d+)$")
+    s = { tonumber(i), tonumber(m), tonumber(a), tonumber(r), tonumber(t), math.floor(tonumber(i) / 8) }
+    if parsedCount >= 64 then parsed, parsedCount = {}, 0 end
+    parsed[args[2]] = s
+    parsedCount = parsedCount + 1
+  end
+  idleMs, maxLife, absolute, retention, maxTomb, slack = s[1], s[2], s[3], s[4], s[5], s[6]
+  nowText = args[3]
+  now = tonumber(nowText)
+  replica = args[4]
+  dk = base .. "d"
+  qk = base .. "q"
+  events = {}
+end
 
 local function num(x) return string.format("%.0f", x) end
+local function ck(id) return base .. "c:" .. id end
+local function tk(thread) return base .. "t:" .. thread end
+
+local function parse(s)
+  if not s then return { false } end
+  local r = { string.sub(s, 1, 22) }
+  local tl, at
+  if string.byte(s, 23) == 124 then
+    local a, u, l, k
+    a, u, l, k, tl, at = string.match(s, "^|(%d+)|(%d+)|(%d*)|(%d+)|(%d+)|()", 23)
+    r[5], r[6], r[8] = a, u, k
+    if l ~= "" then r[7] = l else r[7] = false end
+    r[9] = false
+  else
+    local x, e, w
+    x, e, w, tl, at = string.match(s, "^!([^|]+)|(%d+)|(%d)|(%d+)|()", 23)
+    r[5], r[6], r[7], r[8] = false, false, false, false
+    r[9], r[10] = x, e
+    r[11] = w == "1"
+  end
+  if not at then return { false } end
+  tl = tonumber(tl)
+  r[2] = string.sub(s, at, at + tl - 1)
+  local pl, pat = string.match(s, "^(%d+)|()", at + tl)
+  pl = tonumber(pl)
+  r[3] = string.sub(s, pat, pat + pl - 1)
+  local c = string.sub(s, pat + pl)
+  if c ~= "" then r[4] = c else r[4] = false end
+  return r
+end
+
+local function tail(r) return #r[2] .. "|" .. r[2] .. #r[3] .. "|" .. r[3] end
+
+local function encode(r)
+  return r[1] .. "|" .. r[5] .. "|" .. r[6] .. "|" .. (r[7] or "") .. "|" .. r[8] .. "|" .. tail(r) .. (r[4] or "")
+end
+
+local function read(id) return parse(redis.call("GET", ck(id))) end
 
 local function expiresAt(a, u)
   local e = u + maxLife
@@ -76,7 +160,7 @@ local function idleAt(u, l)
 end
 
 local function deadReason(r)
-  local a, u, l = tonumber(r[6]), tonumber(r[7]), tonumber(r[8])
+  local a, u, l = tonumber(r[5]), tonumber(r[6]), tonumber(r[7])
   local e = expiresAt(a, u)
   local i = idleAt(u, l)
   if now <= i and now <= e then return false end
@@ -85,7 +169,7 @@ local function deadReason(r)
 end
 
 local function deadlineOf(r)
-  local a, u, l = tonumber(r[6]), tonumber(r[7]), tonumber(r[8])
+  local a, u, l = tonumber(r[5]), tonumber(r[6]), tonumber(r[7])
   return math.min(expiresAt(a, u), idleAt(u, l))
 end
 
@@ -95,96 +179,108 @@ local function ttlOf(deadline)
   return t
 end
 
--- Lengthens a key's TTL to at least ms; a key without one gets it. Shared
--- keys get an eighth more, so most uses find it long enough and skip the write.
+-- Lengthens a shared key's TTL to at least ms, with an eighth more, so most
+-- uses find it long enough and skip the write; a key without one gets it.
 local function extend(key, ms)
   local t = redis.call("PTTL", key)
   if t == -2 or (t >= 0 and t >= ms) then return end
   redis.call("PEXPIRE", key, ms + math.floor(ms / 8))
 end
 
--- The burial queue: digests in burial order, so the oldest is forgotten
--- first even among tombstones of one instant (a sorted set breaks ties by name).
-local qk = base .. "q"
+-- Writes a live credential with the TTL of its deadline. Past the horizon,
+-- the deadline index and the keys that list it move on too, an eighth of the
+-- idle timeout further, so most writes touch nothing else.
+local function save(id, r)
+  local deadline = deadlineOf(r)
+  if deadline <= tonumber(r[8]) then
+    redis.call("SET", ck(id), encode(r), "PX", ttlOf(deadline))
+    return
+  end
+  r[8] = num(deadline + slack)
+  redis.call("SET", ck(id), encode(r), "PX", ttlOf(deadline))
+  redis.call("ZADD", dk, num(deadline), id)
+  local horizon = ttlOf(tonumber(r[8]))
+  extend(tk(r[2]), horizon)
+  extend(dk, horizon)
+end
 
-local function bury(digest, reason)
-  local code = 0
-  if reason == "idle" then code = 1 elseif reason == "expired" then code = 2 end
-  if maxTomb >= 0 and not redis.call("ZSCORE", xk, digest) then
-    while redis.call("ZCARD", xk) >= maxTomb do
+local function use(id, r)
+  if now > tonumber(r[6]) then
+    r[6] = num(now)
+    save(id, r)
+  end
+end
+
+-- Turns a removed credential into its tombstone: what a refusal's log line
+-- needs, kept for the retention; past the cap, the oldest tombstones go first.
+local function bury(id, r, reason, warned)
+  local key = ck(id)
+  if retention <= 0 or maxTomb == 0 then
+    redis.call("DEL", key)
+    return
+  end
+  if maxTomb > 0 then
+    while redis.call("LLEN", qk) >= maxTomb do
       local oldest = redis.call("LPOP", qk)
-      if not oldest then
-        redis.call("ZPOPMIN", xk)
-      else
-        redis.call("ZREM", xk, oldest)
-      end
+      if not oldest then break end
+      if read(oldest)[9] then redis.call("DEL", ck(oldest)) end
     end
   end
-  redis.call("ZADD", xk, num((now + retention) * 8 + code), digest)
-  redis.call("RPUSH", qk, digest)
-  extend(xk, retention)
+  local w = "0"
+  if warned then w = "1" end
+  redis.call("SET", key, r[1] .. "!" .. reason .. "|" .. num(now + retention) .. "|" .. w .. "|" .. tail(r), "PX", retention)
+  redis.call("RPUSH", qk, id)
   extend(qk, retention)
 end
 
--- Drops forgotten tombstones from the front of the burial queue.
+-- Marks a tombstone's token as refused in the log.
+local function warned(id, r)
+  redis.call("SET", ck(id), r[1] .. "!" .. r[9] .. "|" .. r[10] .. "|1|" .. tail(r), "KEEPTTL")
+end
+
+-- Forgets tombstones past their retention from the front of the burial
+-- queue (Redis's TTL does it on real time; this, on the registry's).
+-- Returns whether it stopped at the limit.
 local function pruneQueue(limit)
   for _ = 1, limit do
     local head = redis.call("LINDEX", qk, 0)
-    if not head then return end
-    local s = redis.call("ZSCORE", xk, head)
-    if s and (tonumber(s) - tonumber(s) % 8) / 8 >= now then return end
+    if not head then return false end
+    local r = read(head)
+    if r[9] then
+      if tonumber(r[10]) >= now then return false end
+      redis.call("DEL", ck(head))
+    end
     redis.call("LPOP", qk)
   end
+  return true
 end
 
-local function read(digest)
-  return redis.call("HMGET", base .. "c:" .. digest, unpack(fields))
+local function record(id, r)
+  return { id, r[2], r[3], r[4] or "", r[5], r[6], r[7] or "" }
 end
 
-local function remove(digest, r, reason)
-  redis.call("DEL", base .. "c:" .. digest, base .. "i:" .. r[1])
-  redis.call("SREM", base .. "t:" .. r[3], digest)
-  redis.call("ZREM", dk, digest)
-  bury(digest, reason)
-  local ev = { reason, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] }
+local function remove(id, r, reason, warn)
+  redis.call("HDEL", tk(r[2]), id)
+  redis.call("ZREM", dk, id)
+  local ev = { reason, id, r[2], r[3], r[4] or "", r[5], r[6], r[7] or "" }
+  bury(id, r, reason, warn)
   events[#events + 1] = ev
   return ev
 end
 
 -- Revokes one member of an index for reason, or for the deadline it
--- already crossed: 1 if it was live. A member whose hash is gone (its TTL ran
--- out) is only dropped from the index, with staleCmd (SREM or ZREM).
-local function revokeMember(digest, reason, staleCmd, staleKey)
-  local r = read(digest)
-  if not r[1] then
-    redis.call(staleCmd, staleKey, digest)
+-- already crossed: 1 if it was live. A member that is gone or already a
+-- tombstone is only dropped from the index, with staleCmd (HDEL or ZREM).
+local function revokeMember(id, reason, staleCmd, staleKey)
+  local r = read(id)
+  if not r[1] or r[9] then
+    redis.call(staleCmd, staleKey, id)
     return 0
   end
   local dead = deadReason(r)
-  remove(digest, r, dead or reason)
+  remove(id, r, dead or reason, false)
   if dead then return 0 end
   return 1
-end
-
--- Records a use or a lease: the deadline index and every TTL follow.
-local function save(digest, r)
-  local deadline = deadlineOf(r)
-  local ttl = ttlOf(deadline)
-  local ck = base .. "c:" .. digest
-  redis.call("ZADD", dk, num(deadline), digest)
-  redis.call("PEXPIRE", ck, ttl)
-  redis.call("PEXPIRE", base .. "i:" .. r[1], ttl)
-  extend(base .. "t:" .. r[3], ttl)
-  extend(dk, ttl)
-end
-
-local function use(digest, r)
-  local u = tonumber(r[7])
-  if now > u then
-    r[7] = num(now)
-    redis.call("HSET", base .. "c:" .. digest, "u", r[7])
-    save(digest, r)
-  end
 end
 
 -- One message per script, so a batch of removals costs one publish.
@@ -192,68 +288,118 @@ local function publish()
   if #events > 0 then redis.call("PUBLISH", base .. "events", cjson.encode({ replica, events })) end
 end
 
+-- Approximate between sweeps: an index entry may lag its credential's use.
 local function live()
   return redis.call("ZCOUNT", dk, num(now), "+inf")
 end
 `
 
-const script = <Params extends ReadonlyArray<any>>(
-  lua: string,
-  f: (...params: Params) => ReadonlyArray<unknown>
-) => Redis.script((common: Common, ...params: Params) => [...common, ...f(...params)], { numberOfKeys: 0, lua: prelude + lua })
+/** One operation: its body, its arguments, and the same as a standalone script. */
+export interface Operation<Params extends ReadonlyArray<any>, R> {
+  readonly name: string
+  readonly body: string
+  readonly params: (common: Common, ...params: Params) => ReadonlyArray<unknown>
+  /** The same operation as a standalone script, for a server without functions. */
+  readonly script: Redis.Script<{ params: [Common, ...Params]; result: R }>
+}
 
-/** `resolve`: `["ok", ...fields]`, `[deadReason, removed]` or `[tombstoneReason]`. */
-export const resolve = script(
+const operation = <R>() =>
+<Params extends ReadonlyArray<any>>(
+  name: string,
+  body: string,
+  f: (...params: Params) => ReadonlyArray<unknown>
+): Operation<Params, R> => {
+  const params = (common: Common, ...rest: Params) => [...common, ...f(...rest)]
+  return {
+    name,
+    body,
+    params,
+    script: Redis.script(params, { numberOfKeys: 0, lua: `${prelude}\nsetup(ARGV)\n${body}` }).withReturnType<R>() as never
+  }
+}
+
+type Reply = ReadonlyArray<unknown>
+
+/**
+ * `resolve`: `["ok", a, u, l, tail]` (tail: `#t|t#p|pc`, lengths in UTF-8
+ * bytes), `[deadReason, removed]`, or a
+ * refusal: `[reason]`, or `[reason, leftAs, t, p]` for the first refusal of a
+ * tombstone's token (the caller logs it: the mark is set here, atomically,
+ * so one replica logs it once). A verifier that does not match is `unknown`.
+ */
+export const resolve = operation<Reply>()(
+  "resolve",
   `
-local digest = ARGV[${common + 1}]
-local r = read(digest)
-if not r[1] then
-  local s = redis.call("ZSCORE", xk, digest)
-  if not s then return { "unknown" } end
-  s = tonumber(s)
-  local code = s % 8
-  if (s - code) / 8 < now then return { "unknown" } end
-  if code == 1 then return { "idle" } elseif code == 2 then return { "expired" } end
-  return { "revoked" }
+local id = argv[${common + 1}]
+local key = ck(id)
+local s = redis.call("GET", key)
+if not s or string.sub(s, 1, 22) ~= argv[${common + 2}] then return { "unknown" } end
+-- A live credential that stays within its horizon: read, checked and
+-- written back as text, without taking it apart.
+if string.byte(s, 23) == 124 then
+  local a, u, l, k, rest = string.match(s, "^|(%d+)|(%d+)|(%d*)|(%d+)|()", 23)
+  local an, un, ln = tonumber(a), tonumber(u), tonumber(l)
+  local e, i = expiresAt(an, un), idleAt(un, ln)
+  if now <= i and now <= e then
+    if argv[${common + 3}] ~= "1" or now <= un then return { "ok", a, u, l, string.sub(s, rest) } end
+    e, i = expiresAt(an, now), idleAt(now, ln)
+    local deadline = i
+    if e < i then deadline = e end
+    if deadline <= tonumber(k) then
+      redis.call("SET", key, string.sub(s, 1, 23) .. a .. "|" .. nowText .. "|" .. l .. "|" .. k .. "|" .. string.sub(s, rest), "PX", ttlOf(deadline))
+      return { "ok", a, nowText, l, string.sub(s, rest) }
+    end
+  end
+end
+local r = parse(s)
+if not r[1] then return { "unknown" } end
+if r[9] then
+  if tonumber(r[10]) < now then return { "unknown" } end
+  local reason = "revoked"
+  if r[9] == "idle" or r[9] == "expired" then reason = r[9] end
+  if r[11] then return { reason } end
+  warned(id, r)
+  return { reason, r[9], r[2], r[3] }
 end
 local dead = deadReason(r)
 if dead then
-  local ev = remove(digest, r, dead)
+  local ev = remove(id, r, dead, true)
   publish()
   return { dead, ev }
 end
-if ARGV[${common + 2}] == "1" then use(digest, r) end
-return { "ok", r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] }
+use(id, r)
+return { "ok", r[5], r[6], r[7] or "", tail(r) .. (r[4] or "") }
 `,
-  (digest: string, slide: boolean) => [digest, slide ? "1" : "0"]
-).withReturnType<ReadonlyArray<unknown>>()
+  (id: string, verifier: string, slide: boolean) => [id, verifier, slide ? "1" : "0"]
+)
 
 /**
  * `issue`: `["ok", live, removed]`, `["thread" | "registry", live, removed]`
- * or `["collision"]` (a digest or id already taken: mint again).
+ * or `["collision"]` (the id already taken, by a credential or a tombstone: mint again).
  */
-export const issue = script(
+export const issue = operation<Reply>()(
+  "issue",
   `
-local digest, id, psess, thread, provider, caps = ARGV[${common + 1}], ARGV[${common + 2}], ARGV[${common + 3}], ARGV[${
+local id, v, thread, provider, caps = argv[${common + 1}], argv[${common + 2}], argv[${common + 3}], argv[${
     common + 4
-  }], ARGV[${common + 5}], ARGV[${common + 6}]
-local replace = ARGV[${common + 7}] == "1"
-local maxThread, maxAll = tonumber(ARGV[${common + 8}]), tonumber(ARGV[${common + 9}])
-local ck, ik, tk = base .. "c:" .. digest, base .. "i:" .. id, base .. "t:" .. thread
-if redis.call("EXISTS", ck) == 1 or redis.call("EXISTS", ik) == 1 then return { "collision" } end
+  }], argv[${common + 5}]
+local replace = argv[${common + 6}] == "1"
+local maxThread, maxAll = tonumber(argv[${common + 7}]), tonumber(argv[${common + 8}])
+local tkey = tk(thread)
+if redis.call("EXISTS", ck(id)) == 1 then return { "collision" } end
 local count = 0
 local targets = {}
-for _, m in ipairs(redis.call("SMEMBERS", tk)) do
+for _, m in ipairs(redis.call("HKEYS", tkey)) do
   local r = read(m)
-  if not r[1] then
-    redis.call("SREM", tk, m)
+  if not r[1] or r[9] then
+    redis.call("HDEL", tkey, m)
   else
     local dead = deadReason(r)
     if dead then
-      remove(m, r, dead)
+      remove(m, r, dead, false)
     else
       count = count + 1
-      if replace and r[4] == provider then targets[#targets + 1] = { m, r } end
+      if replace and r[3] == provider then targets[#targets + 1] = { m, r } end
     end
   end
 end
@@ -265,11 +411,11 @@ end
 if maxAll >= 0 and redis.call("ZCARD", dk) - freed >= maxAll then
   for _, m in ipairs(redis.call("ZRANGEBYSCORE", dk, "-inf", "(" .. num(now))) do
     local r = read(m)
-    if not r[1] then
+    if not r[1] or r[9] then
       redis.call("ZREM", dk, m)
     else
       local dead = deadReason(r)
-      if dead then remove(m, r, dead) end
+      if dead then remove(m, r, dead, false) end
     end
   end
   if redis.call("ZCARD", dk) - freed >= maxAll then
@@ -277,19 +423,18 @@ if maxAll >= 0 and redis.call("ZCARD", dk) - freed >= maxAll then
     return { "registry", live(), events }
   end
 end
-for _, t in ipairs(targets) do remove(t[1], t[2], "replaced") end
+for _, t in ipairs(targets) do remove(t[1], t[2], "replaced", false) end
 local stamp = num(now)
-redis.call("HSET", ck, "i", id, "s", psess, "t", thread, "p", provider, "c", caps, "a", stamp, "u", stamp)
-redis.call("SET", ik, digest)
-redis.call("SADD", tk, digest)
-save(digest, { id, psess, thread, provider, caps, stamp, stamp, false })
+local c = false
+if caps ~= "" then c = caps end
+redis.call("HSET", tkey, id, "")
+save(id, { v, thread, provider, c, stamp, stamp, false, "-1" })
 publish()
 return { "ok", live(), events }
 `,
   (request: {
-    readonly digest: string
-    readonly credentialId: string
-    readonly providerSessionId: string
+    readonly id: string
+    readonly verifier: string
     readonly threadId: string
     readonly providerInstanceId: string
     readonly capabilities: string
@@ -297,9 +442,8 @@ return { "ok", live(), events }
     readonly maxPerThread: number
     readonly maxCredentials: number
   }) => [
-    request.digest,
-    request.credentialId,
-    request.providerSessionId,
+    request.id,
+    request.verifier,
     request.threadId,
     request.providerInstanceId,
     request.capabilities,
@@ -307,71 +451,65 @@ return { "ok", live(), events }
     request.maxPerThread,
     request.maxCredentials
   ]
-).withReturnType<ReadonlyArray<unknown>>()
+)
 
 /** `touch`: `[touched, live, removed]`. */
-export const touch = script(
+export const touch = operation<Reply>()(
+  "touch",
   `
-local tk = base .. "t:" .. ARGV[${common + 1}]
+local tkey = tk(argv[${common + 1}])
 local count = 0
-for _, m in ipairs(redis.call("SMEMBERS", tk)) do
+for _, m in ipairs(redis.call("HKEYS", tkey)) do
   local r = read(m)
-  if not r[1] then
-    redis.call("SREM", tk, m)
+  if not r[1] or r[9] then
+    redis.call("HDEL", tkey, m)
   else
     local dead = deadReason(r)
-    if dead then remove(m, r, dead) else use(m, r); count = count + 1 end
+    if dead then remove(m, r, dead, false) else use(m, r); count = count + 1 end
   end
 end
 publish()
 return { count, live(), events }
 `,
   (threadId: string) => [threadId]
-).withReturnType<ReadonlyArray<unknown>>()
+)
 
-/**
- * `revoke` and `revokeProviderSession`: `[wasLive, live, removed]`. With a
- * provider session id, only a credential of that session is revoked.
- */
-export const revoke = script(
+/** `revoke` and `revokeProviderSession`: `[wasLive, live, removed]`. */
+export const revoke = operation<Reply>()(
+  "revoke",
   `
-local id, reason, psess = ARGV[${common + 1}], ARGV[${common + 2}], ARGV[${common + 3}]
-local ik = base .. "i:" .. id
-local digest = redis.call("GET", ik)
-if not digest then return { 0, live(), events } end
-local r = read(digest)
-if not r[1] then
-  redis.call("DEL", ik)
-  return { 0, live(), events }
-end
-if psess ~= "" and r[2] ~= psess then return { 0, live(), events } end
+local id, reason = argv[${common + 1}], argv[${common + 2}]
+local r = read(id)
+if not r[1] or r[9] then return { 0, live(), events } end
 local dead = deadReason(r)
-remove(digest, r, dead or reason)
+remove(id, r, dead or reason, false)
 publish()
 if dead then return { 0, live(), events } end
 return { 1, live(), events }
 `,
-  (credentialId: string, reason: string, providerSessionId: string) => [credentialId, reason, providerSessionId]
-).withReturnType<ReadonlyArray<unknown>>()
+  (id: string, reason: string) => [id, reason]
+)
 
 /** `revokeThread`: `[wereLive, live, removed]`. */
-export const revokeThread = script(
+export const revokeThread = operation<Reply>()(
+  "revokeThread",
   `
-local tk, reason = base .. "t:" .. ARGV[${common + 1}], ARGV[${common + 2}]
+local tkey, reason = tk(argv[${common + 1}]), argv[${common + 2}]
 local count = 0
-for _, m in ipairs(redis.call("SMEMBERS", tk)) do
-  count = count + revokeMember(m, reason, "SREM", tk)
+for _, m in ipairs(redis.call("HKEYS", tkey)) do
+  count = count + revokeMember(m, reason, "HDEL", tkey)
 end
 publish()
 return { count, live(), events }
 `,
   (threadId: string, reason: string) => [threadId, reason]
-).withReturnType<ReadonlyArray<unknown>>()
+)
 
 /** One batch of `revokeAll`: `[wereLive, more, live, removed]`. */
-export const revokeBatch = script(
+export const revokeBatch = operation<Reply>()(
+  "revokeBatch",
   `
-local reason, limit = ARGV[${common + 1}], tonumber(ARGV[${common + 2}])
+local reason, limit = argv[${common + 1}], tonumber(argv[${common + 2}])
 local count = 0
 for _, m in ipairs(redis.call("ZRANGE", dk, 0, limit - 1)) do
   count = count + revokeMember(m, reason, "ZREM", dk)
@@ -380,88 +518,117 @@ publish()
 return { count, redis.call("ZCARD", dk), live(), events }
 `,
   (reason: string, limit: number) => [reason, limit]
-).withReturnType<ReadonlyArray<unknown>>()
+)
 
-/** One batch of a sweep: pops what is due, prunes old tombstones: `[more, live, removed]`. */
-export const sweepBatch = script(
+/**
+ * One batch of a sweep: pops what is due (re-indexing what a use kept
+ * alive), forgets old tombstones: `[more, live, removed]`.
+ */
+export const sweepBatch = operation<Reply>()(
+  "sweepBatch",
   `
-local limit = tonumber(ARGV[${common + 1}])
+local limit = tonumber(argv[${common + 1}])
 local due = redis.call("ZRANGEBYSCORE", dk, "-inf", "(" .. num(now), "LIMIT", 0, limit)
 for _, m in ipairs(due) do
   local r = read(m)
-  if not r[1] then
+  if not r[1] or r[9] then
     redis.call("ZREM", dk, m)
   else
     local dead = deadReason(r)
     if dead then
-      remove(m, r, dead)
+      remove(m, r, dead, false)
     else
+      r[8] = "-1"
       save(m, r)
     end
   end
 end
-redis.call("ZREMRANGEBYSCORE", xk, "-inf", "(" .. num(now * 8))
-pruneQueue(limit)
+local pruned = pruneQueue(limit)
 publish()
 local more = 0
-if #due == limit then more = 1 end
+if #due == limit or pruned then more = 1 end
 return { more, live(), events }
 `,
   (limit: number) => [limit]
-).withReturnType<ReadonlyArray<unknown>>()
+)
 
-/** `list`, one page of the deadline index from `offset`: `[live, ...fields]`. */
-export const list = script(
+/**
+ * `list`, one page of the deadline index by rank from `offset`:
+ * `[more, live, ...records]`, only live credentials.
+ */
+export const list = operation<Reply>()(
+  "list",
   `
-local offset, limit = tonumber(ARGV[${common + 1}]), tonumber(ARGV[${common + 2}])
-local out = { live() }
-for _, m in ipairs(redis.call("ZRANGEBYSCORE", dk, num(now), "+inf", "LIMIT", offset, limit)) do
+local offset, limit = tonumber(argv[${common + 1}]), tonumber(argv[${common + 2}])
+local page = redis.call("ZRANGE", dk, offset, offset + limit - 1)
+local more = 0
+if #page == limit then more = 1 end
+local out = { more, live() }
+for _, m in ipairs(page) do
   local r = read(m)
-  if r[1] and not deadReason(r) then out[#out + 1] = r end
+  if r[1] and not r[9] and not deadReason(r) then out[#out + 1] = record(m, r) end
 end
 return out
 `,
   (offset: number, limit: number) => [offset, limit]
-).withReturnType<ReadonlyArray<unknown>>()
+)
 
-/** `get`: the fields of a live credential, or an empty array. Not a use. */
-export const get = script(
+/** `get`: the record of a live credential, or an empty array. Not a use. */
+export const get = operation<Reply>()(
+  "get",
   `
-local digest = redis.call("GET", base .. "i:" .. ARGV[${common + 1}])
-if not digest then return {} end
-local r = read(digest)
-if not r[1] or deadReason(r) then return {} end
-return r
+local id = argv[${common + 1}]
+local r = read(id)
+if not r[1] or r[9] or deadReason(r) then return {} end
+return record(id, r)
 `,
-  (credentialId: string) => [credentialId]
-).withReturnType<ReadonlyArray<unknown>>()
+  (id: string) => [id]
+)
 
 /**
  * Calls in flight: extends the lease of each live credential to `leaseEnd`
  * (`until` > 0), or records a use (`until` = 0, a call's end). Returns nothing.
  */
-export const inFlight = script(
+export const inFlight = operation<number>()(
+  "inFlight",
   `
-local leaseEnd = tonumber(ARGV[${common + 1}])
-for i = ${common + 2}, #ARGV do
-  local digest = redis.call("GET", base .. "i:" .. ARGV[i])
-  if digest then
-    local r = read(digest)
-    if r[1] and not deadReason(r) then
-      if leaseEnd > 0 then
-        local l = tonumber(r[8])
-        if not l or leaseEnd > l then
-          r[8] = num(leaseEnd)
-          redis.call("HSET", base .. "c:" .. digest, "l", r[8])
-          save(digest, r)
-        end
-      else
-        use(digest, r)
+local leaseEnd = tonumber(argv[${common + 1}])
+for i = ${common + 2}, #argv do
+  local id = argv[i]
+  local r = read(id)
+  if r[1] and not r[9] and not deadReason(r) then
+    if leaseEnd > 0 then
+      local l = tonumber(r[7])
+      if not l or leaseEnd > l then
+        r[7] = num(leaseEnd)
+        save(id, r)
       end
+    else
+      use(id, r)
     end
   end
 end
 return 0
 `,
-  (leaseEnd: number, credentialIds: ReadonlyArray<string>) => [leaseEnd, ...credentialIds]
-).withReturnType<number>()
+  (leaseEnd: number, ids: ReadonlyArray<string>) => [leaseEnd, ...ids]
+)
+
+const operations = [resolve, issue, touch, revoke, revokeThread, revokeBatch, sweepBatch, list, get, inFlight] as const
+
+const libraryBody = `${prelude}\n${
+  operations.map((op) => `redis.register_function("NAME_${op.name}", function(_, args)\nsetup(args)\n${op.body}\nend)`)
+    .join("\n")
+}`
+
+/**
+ * The function library: named after a digest of its code, so replicas of
+ * different versions on one Redis each find their own, and loading it again
+ * is a no-op.
+ */
+export const libraryName = `mcpsr_${createHash("sha256").update(libraryBody).digest("hex").slice(0, 16)}`
+
+/** The library's source, for `FUNCTION LOAD`. */
+export const library = `#!lua name=${libraryName}\n${libraryBody.replaceAll("NAME_", `${libraryName}_`)}`
+
+/** The name `FCALL` knows an operation by. */
+export const functionName = (op: { readonly name: string }): string => `${libraryName}_${op.name}`

@@ -7,7 +7,7 @@ import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import { createClient } from "redis"
-import { BearerToken, McpSessionRegistry, type Revocation } from "../../src/index.ts"
+import { BearerToken, type Credential, McpSessionRegistry, type Revocation } from "../../src/index.ts"
 import { advanceRedis, freshPrefix, redisServer, settleRedis } from "../support/stores.ts"
 
 const minutes = (n: number) => n * 60_000
@@ -66,7 +66,7 @@ const commandCounts = (client: { readonly info: (section: string) => Promise<str
 
 // The only commands the registry's client sends. `commandstats` also counts
 // the commands a script runs, which are no round trips, so only these count.
-const clientCommands = new Set(["evalsha", "eval", "script|load", "ping"])
+const clientCommands = new Set(["fcall", "evalsha", "eval", "script|load", "function|load", "ping"])
 
 /** Round trips between two readings, by command. */
 const ran = (before: Map<string, number>, after: Map<string, number>) => {
@@ -209,8 +209,8 @@ describe("McpSessionRegistry on Redis", () => {
           cursor = String(page.cursor)
           if (cursor === "0") break
         }
-        // Credentials, ids, threads, the deadline index, tombstones and their queue.
-        for (const kind of [":c:", ":i:", ":t:", "}:d", "}:x", "}:q"]) {
+        // Credentials and tombstones, threads, the deadline index, the burial queue.
+        for (const kind of [":c:", ":t:", "}:d", "}:q"]) {
           assert.isTrue(keys.some((key) => key.includes(kind)), `no ${kind} key`)
         }
         const dump: Array<string> = []
@@ -237,10 +237,46 @@ describe("McpSessionRegistry on Redis", () => {
           for (const piece of [t, t.slice(6), t.slice(6, 26), t.slice(20, 40)]) {
             assert.notInclude(text, piece, "token material in Redis")
           }
+          // Nor its whole digest, in any common form.
+          const digest = Buffer.from(BearerToken.digest(t), "latin1")
+          for (const form of [digest.toString("base64url"), digest.toString("hex"), digest.toString("base64")]) {
+            assert.notInclude(text, form, "a whole digest in Redis")
+          }
         }
-        // What is there is metadata: ids and threads, under digests.
-        assert.include(text, late.credentialId)
+        // What is there is metadata: ids and threads, and tombstones that say why.
+        assert.include(text, late.credentialId.slice("cred_".length))
         assert.include(text, "late")
+        assert.include(text, "!session-stopped|")
+      }).pipe(Effect.scoped))
+  })
+
+  describe("text as issued", () => {
+    it.effect("ids, threads and capabilities that are not ASCII or hold the separator come back as issued", () =>
+      Effect.gen(function*() {
+        const registry = yield* replica({ keyPrefix: freshPrefix() }, yield* Effect.scope)
+        for (
+          const request of [
+            { threadId: "t|é🙂", providerInstanceId: "p|x", capabilities: ["a|b", "ü", "12|"] },
+            { threadId: "3|abc", providerInstanceId: "ascii", capabilities: [] },
+            { threadId: "日本", providerInstanceId: "|", capabilities: undefined }
+          ]
+        ) {
+          const credential = yield* registry.issue(request)
+          const expected = {
+            threadId: request.threadId,
+            providerInstanceId: request.providerInstanceId,
+            capabilities: request.capabilities ?? []
+          }
+          const pick = (info: Credential.CredentialInfo) => ({
+            threadId: info.threadId,
+            providerInstanceId: info.providerInstanceId,
+            capabilities: [...info.capabilities]
+          })
+          assert.deepStrictEqual(pick(yield* registry.resolve(token(credential))), expected)
+          assert.deepStrictEqual(pick(Option.getOrThrow(yield* registry.get(credential.credentialId))), expected)
+          const listed = (yield* registry.list).find((info) => info.credentialId === credential.credentialId)!
+          assert.deepStrictEqual(pick(listed), expected)
+        }
       }).pipe(Effect.scoped))
   })
 
@@ -255,7 +291,7 @@ describe("McpSessionRegistry on Redis", () => {
 
         let before = yield* commandCounts(client)
         yield* registry.resolve(token(credential))
-        assert.deepStrictEqual(ran(before, yield* commandCounts(client)), { evalsha: 1 })
+        assert.deepStrictEqual(ran(before, yield* commandCounts(client)), { fcall: 1 })
 
         before = yield* commandCounts(client)
         const real = token(credential)
@@ -268,7 +304,7 @@ describe("McpSessionRegistry on Redis", () => {
         // A well-formed unknown token is one round trip too.
         before = yield* commandCounts(client)
         assert.strictEqual(yield* reasonOf(registry.resolve(BearerToken.mint())), "unknown")
-        assert.deepStrictEqual(ran(before, yield* commandCounts(client)), { evalsha: 1 })
+        assert.deepStrictEqual(ran(before, yield* commandCounts(client)), { fcall: 1 })
       }).pipe(Effect.scoped))
   })
 
