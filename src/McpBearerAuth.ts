@@ -151,6 +151,24 @@ export interface Guard {
 }
 
 /**
+ * A guard with the middleware's own per-request check: `wrapCall` is `wrap`
+ * that also begins the accepted request's call in flight (`end` ends it) and
+ * hands on the request it checked.
+ *
+ * @internal
+ */
+interface CallGuard extends Guard {
+  readonly wrapCall: <A, E, R>(
+    onAccept: (
+      scope: CredentialScope,
+      end: () => void,
+      request: HttpServerRequest.HttpServerRequest
+    ) => Effect.Effect<A, E, R>,
+    onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
+  ) => (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, E, R>
+}
+
+/**
  * The options after validation.
  *
  * @since 0.1.0
@@ -199,11 +217,17 @@ const toRejection = (refusal: Rules.Refusal): Rejection => ({
  *
  * @since 0.1.0
  */
-export const makeGuard = Effect.fnUntraced(function*(
+export const makeGuard: (
   options: Options | undefined,
   registry: McpSessionRegistry["Service"],
   port: number | undefined
-): Effect.fn.Return<Guard, GuardConfigError> {
+) => Effect.Effect<Guard, GuardConfigError> = (options, registry, port) => makeCallGuard(options, registry, port)
+
+const makeCallGuard = Effect.fnUntraced(function*(
+  options: Options | undefined,
+  registry: McpSessionRegistry["Service"],
+  port: number | undefined
+): Effect.fn.Return<CallGuard, GuardConfigError> {
   const rules = Rules.compile(options, port)
   if (rules instanceof Rules.GuardConfigError) return yield* rules
   const rejections = Object.fromEntries(
@@ -224,23 +248,27 @@ export const makeGuard = Effect.fnUntraced(function*(
       : rules.checkRecord(request.url, request.headers)
   }
 
+  // How a failed lookup is answered: its refusal; a defect (not a bad token)
+  // is worth a log line, and is still never a 500.
+  const onFailureWith = <A, E, R>(onReject: (rejection: Rejection) => Effect.Effect<A, E, R>) =>
+  (cause: Cause.Cause<Rules.LookupFailure>): Effect.Effect<A, E, R> => {
+    for (const reason of cause.reasons) {
+      if (reason._tag === "Fail") return onReject(rejectionOf(rules.refusalFor(reason.error)))
+    }
+    if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+    return Effect.andThen(
+      Effect.logError("McpBearerAuth: the registry lookup failed; refused with 401", Cause.pretty(cause)),
+      onReject(rejections.unverifiable)
+    )
+  }
+
   // Built once per route, so a request allocates no closures of its own.
   const wrap = <A, E, R>(
     onAccept: (scope: CredentialScope) => Effect.Effect<A, E, R>,
     onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
   ) => {
     const outcomes = {
-      onFailure: (cause: Cause.Cause<Rules.LookupFailure>): Effect.Effect<A, E, R> => {
-        for (const reason of cause.reasons) {
-          if (reason._tag === "Fail") return onReject(rejectionOf(rules.refusalFor(reason.error)))
-        }
-        if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-        // A defect, not a bad token: worth a log line, still never a 500.
-        return Effect.andThen(
-          Effect.logError("McpBearerAuth: the registry lookup failed; refused with 401", Cause.pretty(cause)),
-          onReject(rejections.unverifiable)
-        )
-      },
+      onFailure: onFailureWith(onReject),
       onSuccess: rules.resolved.requiredCapability === undefined
         ? onAccept
         : (scope: CredentialScope) => {
@@ -266,6 +294,48 @@ export const makeGuard = Effect.fnUntraced(function*(
     }
   }
 
+  // The middleware's check, which also begins the accepted request's call in
+  // flight: on the memory store in the same step as the lookup
+  // (`lookupCall`), which finds the credential once where a lookup and then
+  // `beginCall` would find it twice; elsewhere through `beginCall`.
+  const wrapCall = <A, E, R>(
+    onAccept: (scope: CredentialScope, end: () => void, request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, E, R>,
+    onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
+  ) => {
+    const onFailure = onFailureWith(onReject)
+    if (sync === undefined) {
+      return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<A, E, R> => {
+        const checked = precheck(request)
+        if (typeof checked !== "string") return onReject(rejectionOf(checked))
+        return Effect.matchCauseEffect(registry.resolve(checked), {
+          onFailure,
+          onSuccess: (scope) => {
+            const judged = rules.judge(scope)
+            return judged !== scope
+              ? onReject(rejectionOf(judged as Rules.Refusal))
+              : Effect.flatMap(registry.beginCall(scope.credentialId), (end) => onAccept(scope, end, request))
+          }
+        })
+      }
+    }
+    const lookupCall = sync.lookupCall
+    return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<A, E, R> => {
+      const checked = precheck(request)
+      if (typeof checked !== "string") return onReject(rejectionOf(checked))
+      let found: SyncLookup.LookupCall | Rules.LookupFailure
+      try {
+        found = lookupCall(checked)
+      } catch (defect) {
+        return onFailure(Cause.die(defect))
+      }
+      if ("_tag" in found) return onReject(rejectionOf(rules.refusalFor(found)))
+      const judged = rules.judge(found.scope)
+      if (judged === found.scope) return onAccept(found.scope, found.end, request)
+      found.end()
+      return onReject(rejectionOf(judged as Rules.Refusal))
+    }
+  }
+
   const handle = <A, E, R>(
     request: HttpServerRequest.HttpServerRequest,
     searchParams: Readonly<Record<string, unknown>> | undefined,
@@ -280,7 +350,7 @@ export const makeGuard = Effect.fnUntraced(function*(
     searchParams?: Readonly<Record<string, unknown>> | undefined
   ): Effect.Effect<CredentialScope, Rejection> => checkAuthenticated(request, searchParams)
 
-  return { authenticate, handle, wrap, rejections }
+  return { authenticate, handle, wrap, wrapCall, rejections }
 })
 
 /**
@@ -312,40 +382,29 @@ export const middleware = (options?: Options, internals?: MiddlewareInternals) =
       const port = Option.isSome(server) && server.value.address._tag !== "UnixPathAddress"
         ? server.value.address.port
         : undefined
-      const guard = yield* makeGuard(options, registry, port)
+      const guard = yield* makeCallGuard(options, registry, port)
       const onReject = (rejection: Rejection) => Effect.succeed(rejection.response)
       const forgetOrigin = internals?.forgetOrigin === true
-      // An accepted request is a call in flight until its answer ends, so a
-      // long tool call cannot let its credential go idle. The memory store's
-      // plain path marks it without an Effect of its own.
-      const beginCall = SyncLookup.syncLookup(registry)?.beginCall
-      const inFlight = <E, R>(
-        scope: CredentialScope,
-        handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-      ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
-        beginCall !== undefined
-          ? InFlight.whileAnswering(beginCall(scope.credentialId), handler)
-          : Effect.flatMap(registry.beginCall(scope.credentialId), (end) => InFlight.whileAnswering(end, handler))
       return (httpEffect) => {
-        const accept = forgetOrigin
-          ? (scope: CredentialScope) =>
-            Effect.withFiber((fiber) => {
-              const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+        // An accepted request is a call in flight until its answer ends, so a
+        // long tool call cannot let its credential go idle.
+        const check = guard.wrapCall(
+          forgetOrigin
+            ? (scope, end, request) => {
               const provided = Effect.provideService(httpEffect, CurrentCredential, scope)
-              return inFlight(
-                scope,
+              return InFlight.whileAnswering(
+                end,
                 request.headers["origin"] === undefined ? provided : Effect.provideService(
                   provided,
                   HttpServerRequest.HttpServerRequest,
                   request.modify({ headers: Headers.remove(request.headers, "origin") })
                 )
               )
-            })
-          : (scope: CredentialScope) => inFlight(scope, Effect.provideService(httpEffect, CurrentCredential, scope))
-        const check = guard.wrap(accept, onReject)
-        return Effect.withFiber((fiber) =>
-          check(Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest), undefined)
+            }
+            : (scope, end) => InFlight.whileAnswering(end, Effect.provideService(httpEffect, CurrentCredential, scope)),
+          onReject
         )
+        return Effect.withFiber((fiber) => check(Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)))
       }
     })
   )

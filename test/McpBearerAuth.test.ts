@@ -6,6 +6,7 @@ import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { BearerToken, McpBearerAuth, McpHttpServer, McpSessionRegistry, type RegistryConfig } from "../src/index.ts"
 import { pool, type RawRequest } from "./hardening/rawClient.ts"
+import * as SyncLookup from "../src/internal/syncLookup.ts"
 import { mcpPostHeaders, type RawHeaders, rawRequest } from "./support/http.ts"
 
 const minutes = (n: number) => n * 60_000
@@ -558,6 +559,51 @@ describe("McpBearerAuth", () => {
       Effect.provide(McpHttpServer.layerGuarded(Routes).pipe(Layer.provide(Dying))),
       Effect.provide(Logger.layer([Logger.make((options) => void logged.push(String(options.message)))]))
     )
+  })
+
+  it.effect("finds an accepted request's credential once, and ends its call with the answer", () => {
+    // The memory store's plain path, counted: the guard must look the token
+    // up and begin its call in one step, not a lookup and then a beginCall.
+    const counts = { lookup: 0, beginCall: 0, lookupCall: 0, ended: 0 }
+    const Counted = Layer.effect(
+      McpSessionRegistry.McpSessionRegistry,
+      Effect.map(McpSessionRegistry.make(), (registry) => {
+        const sync = SyncLookup.syncLookup(registry)!
+        const counted = { ...registry }
+        SyncLookup.attach(counted, {
+          lookup: (token) => (counts.lookup++, sync.lookup(token)),
+          beginCall: (id) => (counts.beginCall++, sync.beginCall(id)),
+          lookupCall: (token) => {
+            counts.lookupCall++
+            const found = sync.lookupCall(token)
+            return "_tag" in found ? found : { scope: found.scope, end: () => (counts.ended++, found.end()) }
+          }
+        })
+        return counted
+      })
+    )
+    return Effect.gen(function*() {
+      const server = yield* HttpServer.HttpServer
+      const registry = yield* McpSessionRegistry.McpSessionRegistry
+      const port = server.address._tag === "UnixPathAddress" ? 0 : server.address.port
+      const credential = yield* issue(registry)
+      const response = yield* rawRequest({
+        port,
+        path: "/whoami",
+        headers: { host: `127.0.0.1:${port}`, authorization: bearer(credential) }
+      })
+      assert.strictEqual(response.status, 200)
+      assert.deepStrictEqual(counts, { lookup: 0, beginCall: 0, lookupCall: 1, ended: 1 })
+      // A credential without the route's capability (/admin sits behind a
+      // second guard that requires one): every call begun is ended.
+      const admin = yield* rawRequest({
+        port,
+        path: "/admin",
+        headers: { host: `127.0.0.1:${port}`, authorization: bearer(credential) }
+      })
+      assert.strictEqual(admin.status, 403)
+      assert.deepStrictEqual(counts, { lookup: 0, beginCall: 0, lookupCall: 3, ended: 3 })
+    }).pipe(Effect.provide(McpHttpServer.layerGuarded(Routes).pipe(Layer.provideMerge(Counted))))
   })
 
   it.effect("a store that cannot answer gets 503 with Retry-After and a JSON-RPC body, never 401", () => {
