@@ -515,17 +515,22 @@ const hostName = (host: string): string => {
 const authorityOf = (target: string): string | undefined => {
   const first = target.charCodeAt(0)
   if (first === 47 /* / */ || (first === 42 /* * */ && target.length === 1)) return undefined
-  const scheme = target.indexOf("://")
-  if (scheme === -1) return ""
-  const name = target.slice(0, scheme).toLowerCase()
-  if (name !== "http" && name !== "https") return ""
-  let end = scheme + 3
+  // A Web request's URL is already lower-case `http://` or `https://`.
+  let start = target.startsWith("http://") ? 7 : target.startsWith("https://") ? 8 : -1
+  if (start === -1) {
+    const scheme = target.indexOf("://")
+    if (scheme === -1) return ""
+    const name = target.slice(0, scheme).toLowerCase()
+    if (name !== "http" && name !== "https") return ""
+    start = scheme + 3
+  }
+  let end = start
   while (end < target.length) {
     const c = target.charCodeAt(end)
     if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */) break
     end++
   }
-  const authority = target.slice(scheme + 3, end)
+  const authority = target.slice(start, end)
   // Userinfo (`user@host`) hides the host from a naive reader: never accepted.
   return authority.includes("@") ? "" : authority
 }
@@ -575,21 +580,37 @@ export const compile = (options: Options | undefined, port: number | undefined):
   const hosts = resolved.allowedHosts ?? (port === undefined ? undefined : new Set(loopbackHosts(port)))
   const origins = resolved.allowedOrigins ?? (port === undefined ? undefined : new Set(loopbackOrigins(port)))
   const anyPortLoopback = new Set<string>(loopbackNames)
+  // The verdict depends on the value alone, and a server sees the same few
+  // Host and Origin values over and over: the last one accepted is
+  // remembered, so the usual request is judged by one string comparison.
+  let lastHost: string | undefined
+  let lastOrigin: string | undefined
   const isAllowedHost = (host: string | undefined): boolean => {
     if (hosts === "*") return true
     if (host === undefined || host.length === 0) return false
-    if (hosts !== undefined && hosts.has(host)) return true
-    const lower = host.toLowerCase()
-    return hosts === undefined ? anyPortLoopback.has(hostName(lower)) : hosts.has(lower)
+    if (host === lastHost) return true
+    let allowed = hosts !== undefined && hosts.has(host)
+    if (!allowed) {
+      const lower = host.toLowerCase()
+      allowed = hosts === undefined ? anyPortLoopback.has(hostName(lower)) : hosts.has(lower)
+    }
+    if (allowed) lastHost = host
+    return allowed
   }
   const isAllowedOrigin = (origin: string): boolean => {
-    if (origins === "*") return true
-    if (origins !== undefined && origins.has(origin)) return true
-    const lower = origin.toLowerCase()
-    if (origins !== undefined) return origins.has(lower)
-    const url = URL.parse(lower)
-    return url !== null && (url.protocol === "http:" || url.protocol === "https:") &&
-      anyPortLoopback.has(url.hostname)
+    if (origins === "*" || origin === lastOrigin) return true
+    let allowed = origins !== undefined && origins.has(origin)
+    if (!allowed) {
+      const lower = origin.toLowerCase()
+      if (origins !== undefined) allowed = origins.has(lower)
+      else {
+        const url = URL.parse(lower)
+        allowed = url !== null && (url.protocol === "http:" || url.protocol === "https:") &&
+          anyPortLoopback.has(url.hostname)
+      }
+    }
+    if (allowed) lastOrigin = origin
+    return allowed
   }
 
   const scratch: Seen = { host: undefined, hosts: 0, origin: undefined, authorization: undefined, authorizations: 0 }
@@ -599,7 +620,8 @@ export const compile = (options: Options | undefined, port: number | undefined):
   const decide = (target: string, authority: string | undefined, seen: Seen): string | Refusal => {
     if (seen.hosts > 1) return refusals["duplicate-host"]
     if (!isAllowedHost(seen.host)) return refusals.host
-    if (authority !== undefined && !isAllowedHost(authority)) return refusals.host
+    // A Web request's URL is most often built from its Host: judged already.
+    if (authority !== undefined && authority !== seen.host && !isAllowedHost(authority)) return refusals.host
     if (seen.origin !== undefined && !isAllowedOrigin(seen.origin)) return refusals.origin
     if (seen.authorizations > 1) return refusals["duplicate-authorization"]
     if (hasQueryToken(target)) return refusals["query-token"]

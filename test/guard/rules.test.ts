@@ -50,6 +50,20 @@ describe("guard rules", () => {
     assert.strictEqual(everyReader(rules, "/mcp", [["host", `LOCALHOST:${port}`], ["authorization", `bearer ${token}`]]), `token:${token}`)
   })
 
+  it("remembers only accepted Hosts and Origins: a refused one right after an accepted one is still refused", () => {
+    // One compiled guard serves request after request; nothing it remembers
+    // from an accepted request may let the next, different one through.
+    for (const fresh of [compile(), Rules.compile(undefined, undefined) as Rules.Rules]) {
+      for (let round = 0; round < 3; round++) {
+        assert.strictEqual(everyReader(fresh, "/mcp", authorized), `token:${token}`)
+        assert.strictEqual(everyReader(fresh, "/mcp", [["Host", "evil.example"], ...authorized.slice(1)]), "host")
+        assert.strictEqual(everyReader(fresh, "http://evil.example/mcp", authorized), "host")
+        assert.strictEqual(everyReader(fresh, "/mcp", [...authorized, ["Origin", `http://${host}`]]), `token:${token}`)
+        assert.strictEqual(everyReader(fresh, "/mcp", [...authorized, ["Origin", "http://evil.example"]]), "origin")
+      }
+    }
+  })
+
   it("refuses two Host headers with 400, before judging either", () => {
     for (const second of [host, "evil.example"]) {
       assert.strictEqual(everyReader(rules, "/mcp", [["Host", host], ["Host", second], ...authorized.slice(1)]), "duplicate-host")
