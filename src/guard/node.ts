@@ -77,13 +77,11 @@ const refuse = (res: ServerResponse, refusal: Rules.Refusal): void => {
   res.end(refusal.text)
 }
 
-const sendBodyRefusal = (res: ServerResponse, refusal: Rules.BodyRefusal): void => {
+// A body refused part-way leaves the rest of it on the connection: closed.
+const sendBodyRefusal = (res: ServerResponse, refusal: Rules.Refusal): void => {
   res.writeHead(refusal.status, { ...refusal.headers, connection: "close" })
   res.end(refusal.text)
 }
-
-const tooLarge = Rules.bodyRefusal("body-too-large")
-const parseError = Rules.bodyRefusal("parse-error")
 
 // Whether the request carries a body still to be read: none for a bodiless
 // request, none once a parser (e.g. express.json() before the guard) set `body`.
@@ -98,7 +96,14 @@ const bodyPending = (req: GuardedRequest): boolean => {
  * Reads the whole body, bounded, and parses it as JSON into `req.body`; then
  * `done()`. Answers 413 / 400 itself instead.
  */
-const readBody = (req: GuardedRequest, res: ServerResponse, max: number, done: () => void): void => {
+const readBody = (
+  rules: Rules.Rules,
+  req: GuardedRequest,
+  res: ServerResponse,
+  max: number,
+  done: () => void
+): void => {
+  const tooLarge = rules.refusals["body-too-large"]
   const declared = req.headers["content-length"]
   if (declared !== undefined && !(Number(declared) <= max)) return sendBodyRefusal(res, tooLarge)
   const chunks: Array<Buffer> = []
@@ -123,7 +128,7 @@ const readBody = (req: GuardedRequest, res: ServerResponse, max: number, done: (
     try {
       req.body = JSON.parse(text)
     } catch {
-      return sendBodyRefusal(res, parseError)
+      return sendBodyRefusal(res, rules.refusals["parse-error"])
     }
     done()
   }
@@ -231,7 +236,7 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
     if (typeof checked !== "string") return refuse(res, checked)
     // The lookup waits for the whole body: a credential revoked while the body
     // was arriving must not run the request.
-    if (bodyPending(req)) return readBody(req, res, maxBodySize, () => resolve(rules, checked, req, res, next))
+    if (bodyPending(req)) return readBody(rules, req, res, maxBodySize, () => resolve(rules, checked, req, res, next))
     resolve(rules, checked, req, res, next)
   }
 

@@ -99,6 +99,10 @@ export class GuardConfigError extends Schema.TaggedError<GuardConfigError>()("Gu
  *   `;params` or query (400);
  * - `no-credentials`: no `Authorization` header (401, challenge without `error`);
  * - `scheme`: an `Authorization` scheme other than `Bearer` (401, `invalid_token`);
+ * - `body-too-large`: a body past `maxBodySize` (413), and `parse-error`: a
+ *   body that is not JSON (400, JSON-RPC code -32700); only from the guards
+ *   that read the body before the lookup (`nodeGuard`; `webGuard.handle`
+ *   sends `body-too-large` only, as it hands the bytes on unparsed);
  * - an `InvalidReason` from the registry: the token was refused (401, `invalid_token`);
  * - `unverifiable`: the registry lookup itself died (for instance while the
  *   registry shuts down); logged, and refused like a bad token (401);
@@ -117,6 +121,8 @@ export type RejectionKind =
   | "target-token"
   | "no-credentials"
   | "scheme"
+  | "body-too-large"
+  | "parse-error"
   | InvalidReason
   | "unverifiable"
   | "insufficient-capability"
@@ -128,8 +134,8 @@ export type RejectionKind =
  * `data.reason` is the `RejectionKind`; `data.error` is always there, an
  * OAuth-style error code:
  *
- * - `invalid_request` for every 400, and for `no-credentials` (RFC 6750
- *   §3.1; its challenge still carries no `error`, as §3.1 asks);
+ * - `invalid_request` for every 400 and the 413, and for `no-credentials`
+ *   (RFC 6750 §3.1; its challenge still carries no `error`, as §3.1 asks);
  * - `invalid_token` for the other 401s;
  * - `insufficient_scope` for `insufficient-capability`;
  * - `forbidden` for the `host` and `origin` 403s (not an RFC 6750 code: the
@@ -151,11 +157,13 @@ export interface JsonRpcErrorBody {
 /**
  * The JSON-RPC error codes of refusals, from the implementation-defined server
  * range: `unauthorized` for 401, `forbidden` for 403, `unavailable` for 503;
- * a 400 uses JSON-RPC's own "Invalid Request".
+ * a 400 and the 413 use JSON-RPC's own "Invalid Request", a body that is not
+ * JSON its "Parse error".
  *
  * @since 0.1.0
  */
 export const jsonRpcErrorCodes = {
+  parseError: -32700,
   badRequest: -32600,
   unauthorized: -32001,
   forbidden: -32003,
@@ -170,8 +178,11 @@ export const jsonRpcErrorCodes = {
  */
 export interface Refusal {
   readonly kind: RejectionKind
-  readonly status: 400 | 401 | 403 | 503
-  /** The `WWW-Authenticate` header value, for 400, 401 and `insufficient_scope`. */
+  readonly status: 400 | 401 | 403 | 413 | 503
+  /**
+   * The `WWW-Authenticate` header value, for 401, `insufficient_scope` and
+   * the 400s about the request's headers or target.
+   */
   readonly wwwAuthenticate: string | undefined
   /** The JSON-RPC error object sent as the body. */
   readonly body: JsonRpcErrorBody
@@ -256,6 +267,8 @@ const descriptions: Record<Exclude<RejectionKind, InvalidReason>, string> = {
   "target-token": "bearer tokens are not accepted in the request URL; send an Authorization header",
   "no-credentials": "no bearer token was presented",
   "scheme": "the Authorization scheme must be Bearer",
+  "body-too-large": "the request body exceeds maxBodySize",
+  "parse-error": "the body is not JSON",
   "unverifiable": "the bearer token could not be verified",
   "insufficient-capability": "the credential lacks a capability this endpoint requires",
   "store-unavailable": "the credential store is unavailable; retry shortly"
@@ -275,6 +288,8 @@ export const rejectionKinds: ReadonlyArray<RejectionKind> = [
   "target-token",
   "no-credentials",
   "scheme",
+  "body-too-large",
+  "parse-error",
   ...InvalidReasonSchema.literals,
   "unverifiable",
   "insufficient-capability",
@@ -357,18 +372,24 @@ export const loopbackHosts = (port: number): ReadonlyArray<string> => loopbackNa
 export const loopbackOrigins = (port: number): ReadonlyArray<string> =>
   loopbackHosts(port).flatMap((host) => [`http://${host}`, `https://${host}`])
 
+// The body refusals are about the request's content, not its credentials.
+const isBodyKind = (kind: RejectionKind): kind is "body-too-large" | "parse-error" =>
+  kind === "body-too-large" || kind === "parse-error"
+
 const statusOf = (kind: RejectionKind): Refusal["status"] =>
   kind === "store-unavailable"
     ? 503
+    : kind === "body-too-large"
+    ? 413
     : kind === "host" || kind === "origin" || kind === "insufficient-capability"
     ? 403
     : kind === "duplicate-host" || kind === "duplicate-authorization" || kind === "query-token" ||
-        kind === "target-token"
+        kind === "target-token" || kind === "parse-error"
     ? 400
     : 401
 
 const errorCodeOf = (kind: RejectionKind, status: Refusal["status"]): string =>
-  status === 400 || kind === "no-credentials"
+  status === 400 || status === 413 || kind === "no-credentials"
     ? "invalid_request"
     : status === 401
     ? "invalid_token"
@@ -384,7 +405,7 @@ const makeRefusal = (resolved: Resolved, kind: RejectionKind): Refusal => {
   const status = statusOf(kind)
   const error = errorCodeOf(kind, status)
   let wwwAuthenticate: string | undefined
-  if (status === 400 || status === 401 || kind === "insufficient-capability") {
+  if ((status === 400 && !isBodyKind(kind)) || status === 401 || kind === "insufficient-capability") {
     const params = [`realm=${quote(resolved.realm)}`]
     if (resolved.resourceMetadataUrl !== undefined && status !== 400) {
       params.push(`resource_metadata=${quote(resolved.resourceMetadataUrl)}`)
@@ -398,7 +419,11 @@ const makeRefusal = (resolved: Resolved, kind: RejectionKind): Refusal => {
     }
     wwwAuthenticate = `Bearer ${params.join(", ")}`
   }
-  const title = status === 400
+  const title = kind === "parse-error"
+    ? "Parse error"
+    : status === 413
+    ? "Payload too large"
+    : status === 400
     ? "Bad request"
     : status === 401
     ? "Unauthorized"
@@ -409,7 +434,9 @@ const makeRefusal = (resolved: Resolved, kind: RejectionKind): Refusal => {
     jsonrpc: "2.0",
     id: null,
     error: {
-      code: status === 400
+      code: kind === "parse-error"
+        ? jsonRpcErrorCodes.parseError
+        : status === 400 || status === 413
         ? jsonRpcErrorCodes.badRequest
         : status === 401
         ? jsonRpcErrorCodes.unauthorized
@@ -676,48 +703,9 @@ export const isRefusal = (value: unknown): value is Refusal =>
   typeof value === "object" && value !== null && "status" in value && "kind" in value && "text" in value
 
 /**
- * A refusal about the request body, which a guard that reads the body itself
- * (to look the token up only once the body is complete) sends: 413
- * `body-too-large` past `maxBodySize`, 400 `parse-error` for a body that is
- * not JSON. The body is a JSON-RPC error like every other refusal's.
- *
- * @since 0.1.0
- */
-export interface BodyRefusal {
-  readonly kind: "body-too-large" | "parse-error"
-  readonly status: 400 | 413
-  readonly text: string
-  readonly headers: Readonly<Record<string, string>>
-}
-
-/**
  * The default `maxBodySize` of the guards that read the body, 4 MiB (as
  * `McpHttpServer`'s).
  *
  * @since 0.1.0
  */
 export const defaultMaxBodySize = 4 * 1024 * 1024
-
-/**
- * Builds the body refusal of `kind`.
- *
- * @since 0.1.0
- */
-export const bodyRefusal = (kind: BodyRefusal["kind"]): BodyRefusal => {
-  const tooLarge = kind === "body-too-large"
-  const text = JSON.stringify({
-    jsonrpc: "2.0",
-    id: null,
-    error: {
-      code: tooLarge ? jsonRpcErrorCodes.badRequest : -32700,
-      message: tooLarge ? "Payload too large: the request body exceeds maxBodySize" : "Parse error: the body is not JSON",
-      data: { reason: kind, error: "invalid_request" }
-    }
-  })
-  return {
-    kind,
-    status: tooLarge ? 413 : 400,
-    text,
-    headers: { "content-type": "application/json", "cache-control": "no-store" }
-  }
-}

@@ -81,13 +81,13 @@ export interface WebGuard {
 const isPromiseLike = <A>(value: A | PromiseLike<A>): value is PromiseLike<A> =>
   typeof (value as { then?: unknown } | null)?.then === "function"
 
-const bodyResponse = (refusal: Rules.BodyRefusal): Response =>
+const responseOf = (refusal: Rules.Refusal): Response =>
   new Response(refusal.text, { status: refusal.status, headers: refusal.headers })
 
 // The whole body, at most `max` bytes (Content-Length checked first), or the 413.
-const readBounded = async (request: Request, max: number): Promise<Uint8Array | Response> => {
+const readBounded = async (request: Request, max: number, tooLarge: Rules.Refusal): Promise<Uint8Array | Response> => {
   const declared = request.headers.get("content-length")
-  if (declared !== null && !(Number(declared) <= max)) return bodyResponse(Rules.bodyRefusal("body-too-large"))
+  if (declared !== null && !(Number(declared) <= max)) return responseOf(tooLarge)
   const reader = request.body!.getReader()
   const chunks: Array<Uint8Array> = []
   let size = 0
@@ -97,7 +97,7 @@ const readBounded = async (request: Request, max: number): Promise<Uint8Array | 
     size += value.length
     if (size > max) {
       void reader.cancel().catch(() => {})
-      return bodyResponse(Rules.bodyRefusal("body-too-large"))
+      return responseOf(tooLarge)
     }
     chunks.push(value)
   }
@@ -109,9 +109,6 @@ const readBounded = async (request: Request, max: number): Promise<Uint8Array | 
   }
   return bytes
 }
-
-const responseOf = (refusal: Rules.Refusal): Response =>
-  new Response(refusal.text, { status: refusal.status, headers: refusal.headers })
 
 const defaultOnError = (error: unknown) => {
   console.error("mcp-session-registry guard: the registry lookup failed; refused with 401", error)
@@ -228,7 +225,7 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
     // The lookup waits for the whole body: a credential revoked while the body
     // was arriving must not run the request.
     if (request.body !== null) {
-      const read = await readBounded(request, maxBodySize)
+      const read = await readBounded(request, maxBodySize, rules.refusals["body-too-large"])
       if (read instanceof Response) return read
       request = new Request(request.url, { method: request.method, headers: request.headers, body: read, signal: request.signal })
     }

@@ -125,9 +125,11 @@ describe("guard rules", () => {
       400: { code: -32600, title: "Bad request" },
       401: { code: -32001, title: "Unauthorized" },
       403: { code: -32003, title: "Forbidden" },
+      413: { code: -32600, title: "Payload too large" },
       503: { code: -32004, title: "Service unavailable" }
     }
     for (const kind of Rules.rejectionKinds) {
+      if (kind === "parse-error") continue
       const refusal = rules.refusals[kind]
       assert.strictEqual(refusal.kind, kind)
       assert.deepStrictEqual(JSON.parse(refusal.text), refusal.body)
@@ -159,6 +161,33 @@ describe("guard rules", () => {
     assert.strictEqual(unavailable.status, 503)
     assert.strictEqual(unavailable.headers["retry-after"], "1")
     assert.isUndefined(unavailable.wwwAuthenticate)
+  })
+
+  it("has the body refusals in the same table: 413 body-too-large and 400 parse-error, without a challenge", () => {
+    // A RejectionKind, in rejectionKinds, built like every other refusal:
+    // a caller matching on data.reason sees every kind a guard can send.
+    const kinds: ReadonlyArray<Rules.RejectionKind> = ["body-too-large", "parse-error"]
+    assert.includeMembers([...Rules.rejectionKinds], [...kinds])
+    const tooLarge = rules.refusals["body-too-large"]
+    assert.strictEqual(tooLarge.status, 413)
+    assert.deepStrictEqual(tooLarge.body.error, {
+      code: -32600,
+      message: "Payload too large: the request body exceeds maxBodySize",
+      data: { reason: "body-too-large", error: "invalid_request" }
+    })
+    const parseError = rules.refusals["parse-error"]
+    assert.strictEqual(parseError.status, 400)
+    assert.deepStrictEqual(parseError.body.error, {
+      code: Rules.jsonRpcErrorCodes.parseError,
+      message: "Parse error: the body is not JSON",
+      data: { reason: "parse-error", error: "invalid_request" }
+    })
+    for (const kind of kinds) {
+      const refusal = rules.refusals[kind]
+      assert.deepStrictEqual(JSON.parse(refusal.text), refusal.body)
+      assert.isUndefined(refusal.wwwAuthenticate)
+      assert.deepStrictEqual(refusal.headers, { "content-type": "application/json", "cache-control": "no-store" })
+    }
   })
 
   it("judges what the registry answered", () => {
