@@ -408,7 +408,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
         capabilities: entry.capabilities,
         token: Redacted.make(token, tokenLabel),
         authorizationHeader: Redacted.make(`Bearer ${token}`, headerLabel),
-        issuedAt: entry.issuedAt,
+        issuedAt: store.issuedAt(entry),
         expiresAt: store.expiresAt(entry)
       })
     }))

@@ -23,9 +23,10 @@ const emptyCapabilities: ReadonlyArray<string> = Object.freeze([])
  * stable and the per-credential footprint small; `expiresAt` is derived, not
  * stored, because it always equals `lastUsedAt + maxLifetime` under the cap.
  *
- * Two clocks: `lastUsedAt` is wall time, for the lifetimes and every reported
+ * Two clocks: `lastUsed` is wall time, for the lifetimes and every reported
  * figure; `lastUsedIdle` is the idle clock's reading at that use (awake time,
- * or wall time again under `idleClock: "wall"`).
+ * or wall time again under `idleClock: "wall"`). Wall times are kept relative
+ * to the store's origin (see `Store.wallOrigin`).
  */
 export class Entry {
   /** Neighbours in the thread's list, so thread-wide operations cost O(thread). */
@@ -47,8 +48,10 @@ export class Entry {
     readonly threadId: string,
     readonly providerInstanceId: string,
     readonly capabilities: ReadonlyArray<string>,
-    readonly issuedAt: number,
-    public lastUsedAt: number,
+    /** When it was issued, relative to the store's wall origin. */
+    readonly issued: number,
+    /** Its last use, relative to the store's wall origin. */
+    public lastUsed: number,
     public lastUsedIdle: number
   ) {}
 
@@ -82,6 +85,9 @@ export type Refusal =
 const reasonCodes: ReadonlyArray<InvalidReason> = ["revoked", "idle", "expired"]
 const tombstoneReason = (reason: RevocationReason): InvalidReason =>
   reason === "idle" || reason === "expired" ? reason : "revoked"
+
+// 2^30 ms, the small-integer range's half, less a day for a clock set back.
+const smallIntegerSpan = 2 ** 30 - 24 * 60 * 60 * 1000
 
 /** Reads the idle clock, given the wall time of the same instant. */
 export type IdleClockReader = (now: number) => number
@@ -151,14 +157,33 @@ export class Store {
     shutdown: 0
   }
 
+  /**
+   * Entries keep wall times relative to this instant, in whole milliseconds.
+   * V8 stores a small integer in the object itself but any other number in a
+   * heap object of its own, and an epoch-millisecond figure is past the
+   * small-integer range: two boxed times made every lookup of a cold
+   * credential two cache misses slower than it need be. Set at the first
+   * issue, 2^30 ms less a day ahead of it, so relative times run up from
+   * about -2^30 and stay small integers for the first 23 days; past that V8
+   * boxes them again, which is slower and never wrong.
+   */
+  private wallOrigin = 0
+  private originSet = false
+
   constructor(readonly config: Resolved) {}
 
   get size(): number {
     return this.byDigest.size
   }
 
+  /** When the credential was issued, in epoch milliseconds. */
+  issuedAt(entry: Entry): number {
+    return entry.issued + this.wallOrigin
+  }
+
   expiresAt(entry: Entry): number {
-    return Math.min(entry.lastUsedAt + this.config.maxLifetimeMillis, entry.issuedAt + this.config.absoluteLifetimeMillis)
+    return this.wallOrigin +
+      Math.min(entry.lastUsed + this.config.maxLifetimeMillis, entry.issued + this.config.absoluteLifetimeMillis)
   }
 
   /** When the credential goes idle, in wall time at `now`; `Infinity` while a call is in flight. */
@@ -174,8 +199,8 @@ export class Store {
       threadId: entry.threadId,
       providerInstanceId: entry.providerInstanceId,
       capabilities: entry.capabilities,
-      issuedAt: entry.issuedAt,
-      lastUsedAt: entry.lastUsedAt,
+      issuedAt: entry.issued + this.wallOrigin,
+      lastUsedAt: entry.lastUsed + this.wallOrigin,
       expiresAt,
       idleExpiresAt: Math.min(this.idleAt(entry, now, idle), expiresAt)
     }
@@ -197,7 +222,8 @@ export class Store {
 
   /** A use at `now`: restarts the idle clock and slides the expiry. */
   use(entry: Entry, now: number, idle: number): void {
-    if (now > entry.lastUsedAt) entry.lastUsedAt = now
+    const used = now - this.wallOrigin
+    if (used > entry.lastUsed) entry.lastUsed = used
     if (idle > entry.lastUsedIdle) entry.lastUsedIdle = idle
   }
 
@@ -313,6 +339,10 @@ export class Store {
       ? emptyCapabilities
       // `issue` validated a copy of the caller's array; freezing that copy is enough.
       : Object.freeze(request.capabilities)
+    if (!this.originSet) {
+      this.wallOrigin = now + smallIntegerSpan
+      this.originSet = true
+    }
     const entry = new Entry(
       key,
       credentialId,
@@ -320,8 +350,8 @@ export class Store {
       request.threadId,
       request.providerInstanceId,
       capabilities,
-      now,
-      now,
+      now - this.wallOrigin,
+      now - this.wallOrigin,
       idle
     )
     if (targets !== undefined) {
@@ -400,7 +430,7 @@ export class Store {
       // The idle clock restarts either way: a call that outlived a lifetime
       // leaves `expired`, never `idle` of the time it was in flight.
       if (idle > entry.lastUsedIdle) entry.lastUsedIdle = idle
-      if (end <= this.expiresAt(entry) && end > entry.lastUsedAt) entry.lastUsedAt = end
+      if (end <= this.expiresAt(entry) && end - this.wallOrigin > entry.lastUsed) entry.lastUsed = end - this.wallOrigin
       this.noteDeadlines(entry)
     }
   }
