@@ -205,6 +205,51 @@ for (const store of stores()) describe(`McpSessionRegistry (${store.name})`, () 
           assert.deepStrictEqual(recorded.reasons(), [])
         })))
 
+    // The memory store keeps times relative to an origin, as small integers
+    // while they fit (about 23 days); the figures must stay exact past that.
+    it.effect("keeps every figure exact in a registry that runs for weeks", () =>
+      withRegistry(
+        { idleTimeout: "2 days", maxLifetime: "3 days", absoluteLifetime: "40 days", sweepInterval: "1 day" },
+        (registry, recorded) =>
+          Effect.gen(function*() {
+            const days = (n: number) => hours(24 * n)
+            const early = yield* registry.issue({ threadId: "early", providerInstanceId: "p" })
+            let late: typeof early | undefined
+            for (let day = 1; day <= 30; day++) {
+              yield* store.advance(days(1))
+              assert.strictEqual(yield* registry.touch("early"), 1)
+              if (day === 25) late = yield* registry.issue({ threadId: "late", providerInstanceId: "p" })
+              if (day > 25) assert.strictEqual(yield* registry.touch("late"), 1)
+            }
+            const scope = yield* registry.resolve(token(early))
+            assert.strictEqual(scope.issuedAt, 0)
+            assert.strictEqual(scope.lastUsedAt, days(30))
+            assert.strictEqual(scope.expiresAt, days(33))
+            assert.strictEqual(scope.idleExpiresAt, days(32))
+            const lateScope = yield* registry.resolve(token(late!))
+            assert.strictEqual(lateScope.issuedAt, days(25))
+            assert.strictEqual(lateScope.lastUsedAt, days(30))
+            // The late one is left alone: idle one millisecond past its timeout.
+            yield* store.advance(days(2))
+            assert.strictEqual(yield* registry.touch("early"), 1)
+            assert.strictEqual(Option.getOrThrow(yield* registry.get(late!.credentialId)).idleExpiresAt, days(32))
+            yield* store.advance(1)
+            assert.strictEqual(yield* reasonOf(registry.resolve(token(late!))), "idle")
+            // The early one, used daily, still ends at its absolute cap to the millisecond.
+            for (let day = 33; day < 40; day++) {
+              yield* store.advance(days(1) - (day === 33 ? 1 : 0))
+              assert.strictEqual(yield* registry.touch("early"), 1)
+            }
+            assert.strictEqual((yield* registry.resolve(token(early))).expiresAt, days(40))
+            yield* store.advance(days(1))
+            assert.strictEqual((yield* registry.resolve(token(early))).expiresAt, days(40))
+            yield* store.advance(1)
+            assert.strictEqual(yield* reasonOf(registry.resolve(token(early))), "expired")
+            yield* store.settle
+            assert.deepStrictEqual(recorded.reasons().sort(), ["expired", "idle"])
+          })
+      ))
+
     it.effect("dies idle one millisecond after the idle timeout, and not before", () =>
       withRegistry({ idleTimeout: "30 minutes", sweepInterval: "1 day" }, (registry, recorded) =>
         Effect.gen(function*() {

@@ -86,8 +86,11 @@ const reasonCodes: ReadonlyArray<InvalidReason> = ["revoked", "idle", "expired"]
 const tombstoneReason = (reason: RevocationReason): InvalidReason =>
   reason === "idle" || reason === "expired" ? reason : "revoked"
 
-// 2^30 ms, the small-integer range's half, less a day for a clock set back.
-const smallIntegerSpan = 2 ** 30 - 24 * 60 * 60 * 1000
+/**
+ * How far ahead of its first reading a relative clock's origin is set: 2^30
+ * ms, half the small-integer range, less a day for a clock set back.
+ */
+export const smallIntegerSpan = 2 ** 30 - 24 * 60 * 60 * 1000
 
 /** Reads the idle clock, given the wall time of the same instant. */
 export type IdleClockReader = (now: number) => number
@@ -170,7 +173,19 @@ export class Store {
   private wallOrigin = 0
   private originSet = false
 
-  constructor(readonly config: Resolved) {}
+  // The figures every lookup reads, as fields of the store itself: one load
+  // each instead of two.
+  private readonly idleTimeoutMillis: number
+  private readonly maxLifetimeMillis: number
+  private readonly absoluteLifetimeMillis: number
+  private readonly slideOnUse: boolean
+
+  constructor(readonly config: Resolved) {
+    this.idleTimeoutMillis = config.idleTimeoutMillis
+    this.maxLifetimeMillis = config.maxLifetimeMillis
+    this.absoluteLifetimeMillis = config.absoluteLifetimeMillis
+    this.slideOnUse = config.slideOnUse
+  }
 
   get size(): number {
     return this.byDigest.size
@@ -182,13 +197,12 @@ export class Store {
   }
 
   expiresAt(entry: Entry): number {
-    return this.wallOrigin +
-      Math.min(entry.lastUsed + this.config.maxLifetimeMillis, entry.issued + this.config.absoluteLifetimeMillis)
+    return this.wallOrigin + Math.min(entry.lastUsed + this.maxLifetimeMillis, entry.issued + this.absoluteLifetimeMillis)
   }
 
   /** When the credential goes idle, in wall time at `now`; `Infinity` while a call is in flight. */
   idleAt(entry: Entry, now: number, idle: number): number {
-    return entry.inFlight > 0 ? Infinity : now + (entry.lastUsedIdle + this.config.idleTimeoutMillis - idle)
+    return entry.inFlight > 0 ? Infinity : now + (entry.lastUsedIdle + this.idleTimeoutMillis - idle)
   }
 
   info(entry: Entry, now: number, idle: number = this.idleClock(now)): CredentialInfo {
@@ -214,7 +228,7 @@ export class Store {
   deadReason(entry: Entry, now: number, idle: number = this.idleClock(now)): "idle" | "expired" | undefined {
     const expiresAt = this.expiresAt(entry)
     if (entry.inFlight > 0) return now <= expiresAt ? undefined : "expired"
-    const idleLeft = entry.lastUsedIdle + this.config.idleTimeoutMillis - idle
+    const idleLeft = entry.lastUsedIdle + this.idleTimeoutMillis - idle
     if (idleLeft >= 0 && now <= expiresAt) return undefined
     // Both deadlines in wall time, to tell which came first.
     return now + idleLeft < expiresAt ? "idle" : "expired"
@@ -246,7 +260,7 @@ export class Store {
       this.reclaimed.push(this.remove(entry, dead, now, idle))
       return this.onceValid(entry, dead)
     }
-    if (this.config.slideOnUse) this.use(entry, now, idle)
+    if (this.slideOnUse) this.use(entry, now, idle)
     this.resolvedTotal.ok++
     return entry
   }
@@ -382,8 +396,8 @@ export class Store {
       }
       const expiresAt = this.expiresAt(entry)
       if (expiresAt < earliestExpiry) earliestExpiry = expiresAt
-      if (entry.inFlight === 0 && entry.lastUsedIdle + this.config.idleTimeoutMillis < earliestIdle) {
-        earliestIdle = entry.lastUsedIdle + this.config.idleTimeoutMillis
+      if (entry.inFlight === 0 && entry.lastUsedIdle + this.idleTimeoutMillis < earliestIdle) {
+        earliestIdle = entry.lastUsedIdle + this.idleTimeoutMillis
       }
     }
     this.earliestExpiry = earliestExpiry
@@ -394,8 +408,8 @@ export class Store {
   private noteDeadlines(entry: Entry): void {
     const expiresAt = this.expiresAt(entry)
     if (expiresAt < this.earliestExpiry) this.earliestExpiry = expiresAt
-    if (entry.inFlight === 0 && entry.lastUsedIdle + this.config.idleTimeoutMillis < this.earliestIdle) {
-      this.earliestIdle = entry.lastUsedIdle + this.config.idleTimeoutMillis
+    if (entry.inFlight === 0 && entry.lastUsedIdle + this.idleTimeoutMillis < this.earliestIdle) {
+      this.earliestIdle = entry.lastUsedIdle + this.idleTimeoutMillis
     }
   }
 
@@ -406,7 +420,7 @@ export class Store {
    * cap passed meanwhile: a call never revives its credential.
    */
   beginCall(credentialId: unknown, now: number, clockNow: () => number): (() => void) | undefined {
-    if (!this.config.slideOnUse) return undefined
+    if (!this.slideOnUse) return undefined
     const entry = this.byCredentialId(credentialId)
     if (entry === undefined || this.deadReason(entry, now) !== undefined) return undefined
     return this.beginCallOn(entry, clockNow)
@@ -417,7 +431,7 @@ export class Store {
    * that begins its call at once), without finding it again.
    */
   beginCallOn(entry: Entry, clockNow: () => number): (() => void) | undefined {
-    if (!this.config.slideOnUse) return undefined
+    if (!this.slideOnUse) return undefined
     entry.inFlight++
     let open = true
     return () => {
