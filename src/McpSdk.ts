@@ -43,6 +43,12 @@
  * response ended, and a GET stream the client keeps open for server
  * notifications, which counts as one long call (bounded by `maxLifetime`).
  *
+ * When the token is judged: when `requireBearerAuth` asks, and never again.
+ * Put the body parser (`express.json()`) before it, so that is once the
+ * whole body is in and a credential revoked while the body was arriving is
+ * refused 401; with `requireBearerAuth` first, the token is judged at the
+ * headers and a body that arrives after a revoke still runs.
+ *
  * Import it from `mcp-session-registry/mcp-sdk`; the SDK is an optional peer
  * dependency needed only by this module.
  *
