@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -80,5 +80,41 @@ describe("npm run bench", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  }, 60_000)
+})
+
+/** Runs bench/compare.ts as `npm run bench:compare` does, with `args`. */
+const compare = (args: ReadonlyArray<string>, timeout: number) =>
+  new Promise<{ readonly code: number; readonly stdout: string }>((resolve) =>
+    execFile(
+      process.execPath,
+      ["--expose-gc", "--import", "tsx", "bench/compare.ts", ...args],
+      { cwd: root, timeout },
+      (error, stdout) => resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout })
+    )
+  )
+
+describe("npm run bench:compare", () => {
+  it("--help, or no --base, prints the flags and runs nothing", async () => {
+    const help = await compare(["--help"], 20_000)
+    assert.strictEqual(help.code, 0)
+    for (const flag of ["--base=", "--sizes=", "--draws="]) assert.include(help.stdout, flag)
+    const missing = await compare([], 20_000)
+    assert.strictEqual(missing.code, 2)
+    assert.include(missing.stdout, "--base=")
+  }, 30_000)
+
+  it("times this tree beside a commit in one run, and cleans up after itself", async () => {
+    const { code, stdout } = await compare(
+      ["--base=HEAD", "--sizes=1e3", "--draws=active", "--rounds=2", "--warmup-ms=20", "--batch-ms=10"],
+      50_000
+    )
+    assert.strictEqual(code, 0)
+    const row = stdout.split("\n").find((line) => line.startsWith("| 1e3, active |"))
+    assert.isDefined(row)
+    const ratios = [...row!.matchAll(/([\d.]+)x/g)].map((m) => Number(m[1]))
+    assert.strictEqual(ratios.length, 4)
+    for (const ratio of ratios) assert.isTrue(ratio > 0 && Number.isFinite(ratio))
+    assert.deepStrictEqual(readdirSync(join(root, "bench")).filter((name) => name.startsWith(".compare-")), [])
   }, 60_000)
 })
