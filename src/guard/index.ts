@@ -138,6 +138,12 @@ export {
    */
   type Caller,
   /**
+   * The Node request behind a Web one (`@hono/node-server`'s `c.env`).
+   *
+   * @since 0.1.0
+   */
+  type NodeBindings,
+  /**
    * The built Web guard.
    *
    * @since 0.1.0
