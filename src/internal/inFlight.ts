@@ -11,28 +11,38 @@ import * as Stream from "effect/Stream"
 import * as HttpBody from "effect/http/HttpBody"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 
-/** Runs `handler`, calling `end` (idempotent) once its answer is over. */
+// A streamed answer ends the call when its stream ends; a stream nobody pulls
+// to its end still ends with the request's scope.
+const streamed = (
+  end: () => void,
+  response: HttpServerResponse.HttpServerResponse,
+  body: HttpBody.Stream
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.withFiber((fiber) => {
+    const ended = Effect.sync(end)
+    const tracked = HttpServerResponse.setBody(
+      response,
+      HttpBody.stream(Stream.onExit(body.stream, () => ended), body.contentType, body.contentLength)
+    )
+    const scope = Context.getOrUndefined(fiber.context, Scope.Scope)
+    return scope === undefined ? Effect.succeed(tracked) : Effect.as(Scope.addFinalizer(scope, ended), tracked)
+  })
+
+/**
+ * Runs `handler`, calling `end` (idempotent) once its answer is over. An
+ * answer that is not a stream, the usual one, costs one `flatMap` and one
+ * `onExit`: this runs on every guarded request.
+ */
 export const whileAnswering = <E, R>(
   end: () => void,
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
-  Effect.withFiber((fiber) => {
-    const ended = Effect.sync(end)
-    return Effect.onExit(
-      Effect.flatMap(handler, (response) => {
-        const body = response.body
-        if (body._tag !== "Stream") {
-          end()
-          return Effect.succeed(response)
-        }
-        const streamed = HttpServerResponse.setBody(
-          response,
-          HttpBody.stream(Stream.onExit(body.stream, () => ended), body.contentType, body.contentLength)
-        )
-        // A stream nobody pulls to its end still ends with the request.
-        const scope = Context.getOrUndefined(fiber.context, Scope.Scope)
-        return scope === undefined ? Effect.succeed(streamed) : Effect.as(Scope.addFinalizer(scope, ended), streamed)
-      }),
-      (exit) => (exit._tag === "Failure" ? ended : Effect.void)
-    )
-  })
+  Effect.onExit(
+    Effect.flatMap(handler, (response) => {
+      const body = response.body
+      if (body._tag === "Stream") return streamed(end, response, body)
+      end()
+      return Effect.succeed(response)
+    }),
+    (exit) => (exit._tag === "Failure" ? Effect.sync(end) : Effect.void)
+  )
