@@ -6,7 +6,8 @@
  *   `McpBearerAuth.layer()`);
  * - `nodeGuard` on a plain `node:http` server;
  * - `webGuard` on `@hono/node-server`'s request listener (the Web-standard
- *   `Request`/`Response` stack Hono runs on in Node).
+ *   `Request`/`Response` stack Hono runs on in Node), given the listener's
+ *   bindings as the docs say (`guard.check(request, env)`).
  *
  * The registry holds `live` credentials; every request of every run carries
  * the next of them in its `Authorization` header, so bare and guarded differ
@@ -125,9 +126,11 @@ export const measure = (options: {
 
     const web = webGuard(guardRegistry)
     const okResponse = () => new Response("ok", { headers: { "content-type": "text/plain" } })
-    const webServer = yield* listening(getRequestListener((request) => {
+    // The guard is given the server's bindings, as docs/guards.md says to on
+    // @hono/node-server: it then reads Node's raw headers, not the Web ones.
+    const webServer = yield* listening(getRequestListener((request, env) => {
       if (!request.url.endsWith("/guarded")) return okResponse()
-      const caller = web.check(request)
+      const caller = web.check(request, env)
       return caller instanceof Response ? caller : okResponse()
     }, { overrideGlobalObjects: false }))
 
