@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net"
-import { serve } from "@hono/node-server"
+import { type HttpBindings, serve } from "@hono/node-server"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js"
@@ -12,9 +12,10 @@ const registry = await createRegistry({ idleTimeout: "30 minutes" })
 // Without `port`, the default allow-lists take the loopback names at any port.
 const guard = webGuard(registry)
 
-const app = new Hono()
+const app = new Hono<{ Bindings: HttpBindings }>()
 // `handle` answers a refusal itself, or runs the handler with the caller and
-// keeps the call in flight until the response body has been sent.
+// keeps the call in flight until the response body has been sent. `c.env`
+// (@hono/node-server's bindings) lets it read Node's raw headers.
 app.all("/mcp", (c) =>
   guard.handle(c.req.raw, async (request, { authInfo }) => {
     const server = new McpServer({ name: "host", version: "1.0.0" })
@@ -25,7 +26,7 @@ app.all("/mcp", (c) =>
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined })
     await server.connect(transport)
     return transport.handleRequest(request, { authInfo })
-  }))
+  }, c.env))
 
 const http = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 })
 await new Promise((resolve) => http.once("listening", resolve))
