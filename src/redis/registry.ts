@@ -204,7 +204,10 @@ export const pendingCalls = (): number => pending
  */
 class NodeRedisClient extends Context.Service<NodeRedisClient, {
   readonly client: {
-    readonly sendCommand: (args: Array<string>, options?: { readonly abortSignal?: AbortSignal }) => Promise<unknown>
+    readonly sendCommand: (
+      args: Array<string>,
+      options?: { readonly abortSignal?: AbortSignal; readonly timeout?: number }
+    ) => Promise<unknown>
     readonly destroy: () => void
   }
 }>()("@effect/platform-node/NodeRedis") {}
@@ -265,52 +268,11 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   // Fails fast with a RedisError when Redis cannot be reached at all.
   yield* redis.send("PING")
 
-  /** Runs one store call, bounded by `storeTimeout` of real time. */
-  // One fiber and one real timer per call: `Effect.timeout` races two fibers
-  // and a sleep, which measured as a large part of a lookup's cost.
-  const runFork = Effect.runForkWith(yield* Effect.context<never>())
   const timeoutMillis = redisConfig.storeTimeoutMillis
+  const makeContext = yield* Effect.context<never>()
   // A call timed out with no answer since: a command sent to a frozen Redis
   // still waits for its reply, and the client's `close()` would wait with it.
   let stale = false
-  const call = <A>(operation: string, effect: Effect.Effect<A, Redis.RedisError>): Effect.Effect<A, StoreUnavailable> =>
-    Effect.callback<A, StoreUnavailable>((resume) => {
-      pending++
-      let done = false
-      const finish = () => {
-        done = true
-        pending--
-      }
-      const fiber = runFork(effect)
-      const timer = setTimeout(() => {
-        if (done) return
-        stale = true
-        finish()
-        fiber.interruptUnsafe()
-        resume(Effect.fail(unavailable(operation, "timeout")))
-      }, timeoutMillis)
-      fiber.addObserver((exit) => {
-        if (done) return
-        finish()
-        clearTimeout(timer)
-        if (Exit.isSuccess(exit)) {
-          stale = false
-          return resume(Effect.succeed(exit.value))
-        }
-        const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-        resume(
-          failure !== undefined && failure._tag === "Fail"
-            ? Effect.fail(unavailable(operation, reasonOf(failure.error)))
-            : Effect.failCause(exit.cause as never)
-        )
-      })
-      return Effect.sync(() => {
-        if (done) return
-        finish()
-        clearTimeout(timer)
-        fiber.interruptUnsafe()
-      })
-    })
 
   // The operations are one function library, loaded once here and called by
   // name: one FCALL per call and nothing else. A server without functions
@@ -327,29 +289,227 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     (error: Redis.RedisError) => reasonOf(error) === "error",
     () => Effect.succeed(false)
   )
-  const lost = (error: Redis.RedisError) => {
-    const text = String(error.cause)
-    return text.includes("NOSCRIPT") || text.includes("Function not found")
+  const lostText = (text: string) => text.includes("NOSCRIPT") || text.includes("Function not found")
+
+  /**
+   * One operation's call, ready to send: the command (built afresh on each
+   * attempt, as a reload may change a script's SHA) and how to reload.
+   */
+  interface Prepared<A> {
+    readonly _A?: (_: never) => A
+    readonly command: () => Array<string>
+    readonly reload: Effect.Effect<unknown, Redis.RedisError>
   }
+
   const load = <Params extends ReadonlyArray<any>, R>(op: Scripts.Operation<Params, R>) => {
     if (functions) {
       const name = Scripts.functionName(op)
-      return Effect.succeed((...params: [Common, ...Params]): Effect.Effect<R, Redis.RedisError> => {
-        const args = op.params(...params).map(String)
-        const run = Effect.suspend(() => send<R>("FCALL", name, "0", ...args))
-        return Effect.catchIf(run, lost, () => Effect.andThen(loadLibrary, run))
+      return Effect.succeed((...params: [Common, ...Params]): Prepared<R> => {
+        const args = op.params(...params)
+        return {
+          command: () => {
+            const command = ["FCALL", name, "0"]
+            for (const arg of args) command.push(String(arg))
+            return command
+          },
+          reload: loadLibrary
+        }
       })
     }
     return Effect.map(send<string>("SCRIPT", "LOAD", op.script.lua), (loaded) => {
       let sha = loaded
       const reload = Effect.map(send<string>("SCRIPT", "LOAD", op.script.lua), (again) => void (sha = again))
-      return (...params: [Common, ...Params]): Effect.Effect<R, Redis.RedisError> => {
-        const args = op.params(...params).map(String)
-        const run = Effect.suspend(() => send<R>("EVALSHA", sha, "0", ...args))
-        return Effect.catchIf(run, lost, () => Effect.andThen(reload, run))
+      return (...params: [Common, ...Params]): Prepared<R> => {
+        const args = op.params(...params)
+        return {
+          command: () => {
+            const command = ["EVALSHA", sha, "0"]
+            for (const arg of args) command.push(String(arg))
+            return command
+          },
+          reload
+        }
       }
     })
   }
+
+  /** A call in flight on NodeRedis: its deadline, and how it fails at it. */
+  interface Waiter {
+    readonly deadline: number
+    done: boolean
+    readonly expire: () => void
+  }
+  // Calls start in order and share one timeout, so their deadlines come in the
+  // order they were made: a queue with one timer for its oldest call. Calls
+  // made within one eighth of the timeout share an abort signal, aborted when
+  // the first of them times out: that takes what is still unwritten (the
+  // client is offline) out of node-redis's queue, so its close() does not
+  // wait for them, and those calls fail then, up to an eighth early.
+  const deadlines = (() => {
+    let waiters: Array<Waiter> = []
+    let head = 0
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const bucketMillis = Math.max(1, timeoutMillis / 8)
+    let bucket: { readonly controller: AbortController; readonly closes: number } | undefined
+    const drop = () => {
+      while (head < waiters.length && waiters[head]!.done) head++
+      if (head === waiters.length) {
+        waiters = []
+        head = 0
+      } else if (head > 1024 && head * 2 > waiters.length) {
+        waiters = waiters.slice(head)
+        head = 0
+      }
+    }
+    const arm = () => {
+      drop()
+      timer = head < waiters.length
+        ? setTimeout(fire, Math.max(1, Math.ceil(waiters[head]!.deadline - performance.now())))
+        : undefined
+    }
+    const fire = () => {
+      const now = performance.now()
+      while (head < waiters.length && (waiters[head]!.done || waiters[head]!.deadline <= now)) {
+        const waiter = waiters[head++]!
+        if (!waiter.done) waiter.expire()
+      }
+      arm()
+    }
+    return {
+      controller: (waiter: Waiter): AbortController => {
+        const started = waiter.deadline - timeoutMillis
+        if (bucket === undefined || started >= bucket.closes || bucket.controller.signal.aborted) {
+          bucket = { controller: new AbortController(), closes: started + bucketMillis }
+        }
+        return bucket.controller
+      },
+      track: (waiter: Waiter) => {
+        waiters.push(waiter)
+        if (timer === undefined) arm()
+      },
+      settled: () => {
+        if (head < waiters.length && waiters[head]!.done) drop()
+        if (head === waiters.length && timer !== undefined) {
+          clearTimeout(timer)
+          timer = undefined
+        }
+      }
+    }
+  })()
+
+  const failed = (operation: string, error: Redis.RedisError): Effect.Effect<never, StoreUnavailable> =>
+    Effect.fail(unavailable(operation, reasonOf(error)))
+
+  /** Runs one store call, bounded by `storeTimeout` of real time. */
+  const call: <A>(operation: string, prepared: Prepared<A>) => Effect.Effect<A, StoreUnavailable> = nodeRedis !== undefined
+    ? // On NodeRedis, straight to its client: no fiber or abort signal of ours
+      // per call, and one timer for all calls in flight (see `deadlines`);
+      // they measured as much as the rest of a lookup's client-side work at
+      // 64 in flight (node-redis's own per-command timeout, which we turn off,
+      // makes a timer that fires for every command). A shared abort signal
+      // takes a command that timed out before it was written out of its queue.
+      <A>(operation: string, prepared: Prepared<A>) =>
+      Effect.callback<A, StoreUnavailable>((resume) => {
+        pending++
+        const started = performance.now()
+        const waiter: Waiter = {
+          deadline: started + timeoutMillis,
+          done: false,
+          expire: () => {
+            stale = true
+            settle(Effect.fail(unavailable(operation, "timeout")))
+            controller.abort()
+          }
+        }
+        const controller = deadlines.controller(waiter)
+        const settle = (effect: Effect.Effect<A, StoreUnavailable>) => {
+          if (waiter.done) return
+          waiter.done = true
+          pending--
+          deadlines.settled()
+          resume(effect)
+        }
+        const attempt = (retried: boolean) => {
+          nodeRedis.client.sendCommand(prepared.command(), { timeout: 0, abortSignal: controller.signal }).then(
+            (value) => {
+              if (waiter.done) return
+              stale = false
+              settle(Effect.succeed(value as A))
+            },
+            (cause: unknown) => {
+              if (waiter.done) return
+              if (controller.signal.aborted) return waiter.expire()
+              const error = new RedisError({ cause })
+              if (!retried && lostText(String(cause))) {
+                // Rare (Redis restarted): reloading may use a fiber.
+                return void Effect.runPromiseExit(prepared.reload).then((exit) => {
+                  if (Exit.isSuccess(exit)) attempt(true)
+                  else settle(failed(operation, error))
+                })
+              }
+              settle(failed(operation, error))
+            }
+          )
+        }
+        deadlines.track(waiter)
+        attempt(false)
+        return Effect.sync(() => {
+          if (waiter.done) return
+          waiter.done = true
+          pending--
+          deadlines.settled()
+        })
+      })
+    : (() => {
+      // Any other client: one fiber and one real timer per call
+      // (`Effect.timeout` races two fibers and a sleep).
+      const runFork = Effect.runForkWith(makeContext)
+      return <A>(operation: string, prepared: Prepared<A>) =>
+        Effect.callback<A, StoreUnavailable>((resume) => {
+          pending++
+          let done = false
+          const finish = () => {
+            done = true
+            pending--
+          }
+          const run = Effect.suspend(() => {
+            const [command, ...args] = prepared.command()
+            return send<A>(command!, ...args)
+          })
+          const fiber = runFork(
+            Effect.catchIf(run, (error) => lostText(String(error.cause)), () => Effect.andThen(prepared.reload, run))
+          )
+          const timer = setTimeout(() => {
+            if (done) return
+            stale = true
+            finish()
+            fiber.interruptUnsafe()
+            resume(Effect.fail(unavailable(operation, "timeout")))
+          }, timeoutMillis)
+          fiber.addObserver((exit) => {
+            if (done) return
+            finish()
+            clearTimeout(timer)
+            if (Exit.isSuccess(exit)) {
+              stale = false
+              return resume(Effect.succeed(exit.value))
+            }
+            const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+            resume(
+              failure !== undefined && failure._tag === "Fail"
+                ? failed(operation, failure.error)
+                : Effect.failCause(exit.cause as never)
+            )
+          })
+          return Effect.sync(() => {
+            if (done) return
+            finish()
+            clearTimeout(timer)
+            fiber.interruptUnsafe()
+          })
+        })
+    })()
+
   const evalResolve = yield* load(Scripts.resolve)
   const evalIssue = yield* load(Scripts.issue)
   const evalTouch = yield* load(Scripts.touch)
@@ -802,7 +962,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   // timeout. A replica that dies mid-call stops renewing, and the lease lapses
   // within three quarters of an idle timeout; the lifetime caps apply throughout.
   const leaseEvery = Math.max(1, Math.floor(config.idleTimeoutMillis / 4))
-  const sideCall = (operation: string, effect: Effect.Effect<unknown, Redis.RedisError>) =>
+  const sideCall = (operation: string, effect: Prepared<unknown>) =>
     fork(
       call(operation, effect).pipe(
         Effect.asVoid,
