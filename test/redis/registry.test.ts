@@ -308,6 +308,34 @@ describe("McpSessionRegistry on Redis", () => {
       }).pipe(Effect.scoped))
   })
 
+  describe("calls in flight", () => {
+    it.effect("a short call's end costs no round trip; a longer one's is a use at its end", () =>
+      Effect.gen(function*() {
+        // 1/64 of 64 s: calls shorter than a second record no second use.
+        const registry = yield* replica({ keyPrefix: freshPrefix(), idleTimeout: "64 seconds" }, yield* Effect.scope)
+        const client = yield* inspector
+        const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+        yield* registry.resolve(token(credential))
+        yield* settleRedis
+
+        let before = yield* commandCounts(client)
+        const short = yield* registry.beginCall(credential.credentialId)
+        yield* advanceRedis(900, 900)
+        short()
+        yield* settleRedis
+        assert.deepStrictEqual(ran(before, yield* commandCounts(client)), {})
+
+        before = yield* commandCounts(client)
+        const long = yield* registry.beginCall(credential.credentialId)
+        yield* advanceRedis(1_000, 1_000)
+        long()
+        yield* settleRedis
+        assert.deepStrictEqual(ran(before, yield* commandCounts(client)), { fcall: 1 })
+        const info = Option.getOrThrow(yield* registry.get(credential.credentialId))
+        assert.strictEqual(info.lastUsedAt, 1_900)
+      }).pipe(Effect.scoped))
+  })
+
   describe("local cache (opt-in)", () => {
     it.effect("answers from memory within maxStaleness; a revoke elsewhere holds once it has passed", () =>
       Effect.gen(function*() {
