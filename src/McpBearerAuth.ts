@@ -386,12 +386,16 @@ export const middleware = (options?: Options, internals?: MiddlewareInternals) =
       const onReject = (rejection: Rejection) => Effect.succeed(rejection.response)
       const forgetOrigin = internals?.forgetOrigin === true
       return (httpEffect) => {
+        // `Effect.provideService(effect, key, value)` builds its dual wrapper
+        // anew on every call; built once here, as this runs per request.
+        const provideCredential = Effect.provideService(CurrentCredential)
+        const withCredential = (scope: CredentialScope) => provideCredential(httpEffect, scope)
         // An accepted request is a call in flight until its answer ends, so a
         // long tool call cannot let its credential go idle.
         const check = guard.wrapCall(
           forgetOrigin
             ? (scope, end, request) => {
-              const provided = Effect.provideService(httpEffect, CurrentCredential, scope)
+              const provided = withCredential(scope)
               return InFlight.whileAnswering(
                 end,
                 request.headers["origin"] === undefined ? provided : Effect.provideService(
@@ -401,7 +405,7 @@ export const middleware = (options?: Options, internals?: MiddlewareInternals) =
                 )
               )
             }
-            : (scope, end) => InFlight.whileAnswering(end, Effect.provideService(httpEffect, CurrentCredential, scope)),
+            : (scope, end) => InFlight.whileAnswering(end, withCredential(scope)),
           onReject
         )
         return Effect.withFiber((fiber) => check(Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)))
