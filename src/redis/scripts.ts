@@ -346,8 +346,9 @@ if string.byte(s, 23) == 124 then
     local deadline = i
     if e < i then deadline = e end
     if deadline <= tonumber(k) then
-      redis.call("SET", key, string.sub(s, 1, 23) .. a .. "|" .. nowText .. "|" .. l .. "|" .. k .. "|" .. string.sub(s, rest), "PX", ttlOf(deadline))
-      return { "ok", a, nowText, l, string.sub(s, rest) }
+      local t = string.sub(s, rest)
+      redis.call("SET", key, string.sub(s, 1, 23) .. a .. "|" .. nowText .. "|" .. l .. "|" .. k .. "|" .. t, "PX", ttlOf(deadline))
+      return { "ok", a, nowText, l, t }
     end
   end
 end
