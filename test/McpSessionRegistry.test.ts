@@ -96,6 +96,31 @@ for (const store of stores()) describe(`McpSessionRegistry (${store.name})`, () 
           assert.strictEqual((yield* registry.list).length, 0)
         })))
 
+    // Redis keys are UTF-8, and a lone surrogate becomes U+FFFD on the way:
+    // two different thread ids would share one thread there.
+    it.effect("refuses ids that are not well-formed Unicode, so no two threads can meet", () =>
+      withRegistry({}, (registry) =>
+        Effect.gen(function*() {
+          for (const [field, request] of [
+            ["threadId", { threadId: "job-\uD800", providerInstanceId: "p" }],
+            ["threadId", { threadId: "\uDC00job", providerInstanceId: "p" }],
+            ["providerInstanceId", { threadId: "t", providerInstanceId: "p\uDBFF" }],
+            ["capabilities", { threadId: "t", providerInstanceId: "p", capabilities: ["tools:\uDFFF"] }]
+          ] as const) {
+            const refused = yield* Effect.flip(registry.issue(request))
+            assert.strictEqual(refused._tag, "InvalidIssueRequest")
+            assert.strictEqual((refused as McpSessionRegistry.InvalidIssueRequest).field, field)
+          }
+          // A well-formed pair and U+FFFD itself are ids like any other.
+          const emoji = yield* registry.issue({ threadId: "job-\uD83D\uDE00", providerInstanceId: "p" })
+          const replacement = yield* registry.issue({ threadId: "job-\uFFFD", providerInstanceId: "p" })
+          assert.strictEqual((yield* registry.resolve(token(emoji))).threadId, "job-\uD83D\uDE00")
+          // Thread operations given a lone surrogate match nothing, not the U+FFFD thread.
+          assert.strictEqual(yield* registry.touch("job-\uD800"), 0)
+          assert.strictEqual(yield* registry.revokeThread("job-\uD800"), 0)
+          assert.strictEqual((yield* registry.resolve(token(replacement))).threadId, "job-\uFFFD")
+        })))
+
     it.effect("replaces the live credential of the same thread and provider instance", () =>
       withRegistry({}, (registry, recorded) =>
         Effect.gen(function*() {

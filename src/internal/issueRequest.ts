@@ -8,6 +8,15 @@
 /** The longest thread id, provider instance id or capability accepted. */
 export const maxIdLength = 512
 
+// A surrogate without its partner. Redis stores keys and values as UTF-8,
+// which has no encoding for one: node-redis writes U+FFFD instead, so two
+// different ids would become one thread there.
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** Whether `value` can name a thread or provider instance: non-empty, bounded, well-formed Unicode. */
+export const isId = (value: unknown): value is string =>
+  typeof value === "string" && value.length > 0 && value.length <= maxIdLength && !loneSurrogate.test(value)
+
 /** A request as read once and checked. */
 export interface CheckedRequest {
   readonly threadId: string
@@ -51,9 +60,10 @@ export const validate = (request: unknown): CheckedRequest | RequestProblem => {
   if (badId !== undefined) return badId
   if (
     capabilities !== undefined &&
-    (!Array.isArray(capabilities) || capabilities.some((c) => typeof c !== "string" || c.length > maxIdLength))
+    (!Array.isArray(capabilities) ||
+      capabilities.some((c) => typeof c !== "string" || c.length > maxIdLength || loneSurrogate.test(c)))
   ) {
-    return { field: "capabilities", detail: "must be an array of strings" }
+    return { field: "capabilities", detail: `must be an array of well-formed strings of at most ${maxIdLength} characters` }
   }
   return {
     threadId: threadId as string,
@@ -71,4 +81,6 @@ const checkId = (field: "threadId" | "providerInstanceId", value: unknown): Requ
     ? { field, detail: "must be a non-empty string" }
     : value.length > maxIdLength
     ? { field, detail: `must be at most ${maxIdLength} characters` }
+    : loneSurrogate.test(value)
+    ? { field, detail: "must be well-formed Unicode (a lone surrogate cannot be stored)" }
     : undefined

@@ -872,9 +872,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
 
   const revokeThread = (threadId: string) =>
     Effect.suspend(() => {
-      if (typeof threadId !== "string" || threadId.length === 0 || threadId.length > IssueRequests.maxIdLength) {
-        return Effect.succeed(0)
-      }
+      if (!IssueRequests.isId(threadId)) return Effect.succeed(0)
       const now = clock.currentTimeMillisUnsafe()
       return Effect.flatMap(call("revokeThread", evalRevokeThread(common(now), threadId, "session-stopped")), (reply) => {
         liveSeen = Number(reply[1])
@@ -901,9 +899,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
 
   const touch = (threadId: string): Effect.Effect<number, StoreUnavailable> =>
     Effect.suspend(() => {
-      if (typeof threadId !== "string" || threadId.length === 0 || threadId.length > IssueRequests.maxIdLength) {
-        return Effect.succeed(0)
-      }
+      if (!IssueRequests.isId(threadId)) return Effect.succeed(0)
       const now = clock.currentTimeMillisUnsafe()
       return Effect.map(call("touch", evalTouch(common(now), threadId)), (reply) => {
         liveSeen = Number(reply[1])
