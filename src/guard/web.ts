@@ -74,6 +74,8 @@ export interface NodeBindings {
     readonly url?: string | undefined
     readonly httpVersionMajor?: number
   } | undefined
+  /** The Node response: `handle` ends the call when it closes. */
+  readonly outgoing?: { readonly on?: (event: "close", listener: () => void) => unknown } | undefined
 }
 
 /**
@@ -91,7 +93,8 @@ export interface WebGuard {
   /**
    * `check`, then `handler` for an authenticated request, with the call in
    * flight until the handler's response body has ended. On
-   * `@hono/node-server`, pass its bindings (`c.env`) too.
+   * `@hono/node-server`, pass its bindings (`c.env`) too: the call then ends
+   * when the Node response closes.
    */
   readonly handle: (
     request: Request,
@@ -292,6 +295,12 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
       caller = admitted
       end = registry.beginCall(caller.credential.credentialId)
     }
+    // The Node response, where the server handed it over, says when the
+    // answer is over (sent in full, or the connection gone) for one listener;
+    // else the body is passed through a stream that tells.
+    const outgoing = node?.outgoing
+    const onClose = outgoing !== undefined && typeof outgoing.on === "function"
+    if (onClose) outgoing.on!("close", end)
     let response: Response
     try {
       response = await handler(request, caller)
@@ -299,7 +308,7 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
       end()
       throw error
     }
-    return endingWith(response, end)
+    return onClose ? response : endingWith(response, end)
   }
 
   return { check, handle }

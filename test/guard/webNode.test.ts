@@ -8,7 +8,7 @@ import { serve } from "@hono/node-server"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Net from "node:net"
-import { type NodeBindings, webGuard } from "../../src/guard/index.ts"
+import { type GuardRegistry, type NodeBindings, webGuard } from "../../src/guard/index.ts"
 import { BearerToken } from "../../src/index.ts"
 import { createRegistry, type Registry, reveal } from "../../src/promise/index.ts"
 
@@ -129,5 +129,61 @@ describe("webGuard with @hono/node-server's bindings", () => {
       "{}"
     )
     assert.deepStrictEqual(ran, { status: 200, reason: undefined })
+  })
+
+  it("handle: with the bindings, the call stays in flight until the Node response closes", async () => {
+    const events: Array<string> = []
+    let ended: () => void = () => {}
+    const callEnded = new Promise<void>((r) => (ended = r))
+    const counting: GuardRegistry = {
+      lookup: (t) => registry.lookup(t),
+      beginCall: () => {
+        events.push("begin")
+        return () => {
+          events.push("end")
+          ended()
+        }
+      }
+    }
+    const guard = webGuard(counting)
+    let release: () => void = () => {}
+    const released = new Promise<void>((r) => (release = r))
+    let started: () => void = () => {}
+    const streaming = new Promise<void>((r) => (started = r))
+    const streamed = serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request: Request, env: NodeBindings) =>
+        guard.handle(request, () =>
+          new Response(
+            new ReadableStream<Uint8Array>({
+              async start(controller) {
+                controller.enqueue(new TextEncoder().encode("one "))
+                started()
+                await released
+                controller.enqueue(new TextEncoder().encode("two"))
+                controller.close()
+              }
+            })
+          ), env)
+    }) as Server
+    await new Promise((resolve) => streamed.once("listening", resolve))
+    try {
+      const streamedPort = (streamed.address() as AddressInfo).port
+      const answer = raw(
+        streamedPort,
+        `GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:${streamedPort}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`
+      )
+      await streaming
+      // Mid-stream: begun, not ended.
+      assert.deepStrictEqual(events, ["begin"])
+      release()
+      assert.strictEqual((await answer).status, 200)
+      await callEnded
+      assert.deepStrictEqual(events, ["begin", "end"])
+    } finally {
+      streamed.closeAllConnections()
+      streamed.close()
+    }
   })
 })
