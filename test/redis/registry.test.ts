@@ -308,6 +308,29 @@ describe("McpSessionRegistry on Redis", () => {
       }).pipe(Effect.scoped))
   })
 
+  describe("a server without functions", () => {
+    it.effect("runs each operation as a script by its SHA, with the same answers", () =>
+      Effect.gen(function*() {
+        const client = yield* inspector
+        // A user that may not load functions, as on a server before Redis 7.
+        yield* Effect.promise(() =>
+          client.sendCommand(["ACL", "SETUSER", "nofunctions", "on", ">secret-for-tests", "~*", "&*", "+@all", "-function", "-fcall"])
+        )
+        const url = server.current().url.replace("redis://", "redis://nofunctions:secret-for-tests@")
+        const registry = yield* Layer.buildWithScope(
+          McpSessionRegistry.layerRedis({ keyPrefix: freshPrefix() }).pipe(Layer.provide(NodeRedis.layer({ url }))),
+          yield* Effect.scope
+        ).pipe(Effect.map((context) => Context.get(context, Registry)))
+        const credential = yield* registry.issue({ threadId: "t", providerInstanceId: "p" })
+        yield* settleRedis
+        const before = yield* commandCounts(client)
+        assert.strictEqual((yield* registry.resolve(token(credential))).threadId, "t")
+        assert.deepStrictEqual(ran(before, yield* commandCounts(client)), { evalsha: 1 })
+        assert.isTrue(yield* registry.revoke(credential.credentialId))
+        assert.strictEqual(yield* reasonOf(registry.resolve(token(credential))), "revoked")
+      }).pipe(Effect.scoped))
+  })
+
   describe("calls in flight", () => {
     it.effect("a short call's end costs no round trip; a longer one's is a use at its end", () =>
       Effect.gen(function*() {
