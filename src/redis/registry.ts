@@ -243,13 +243,14 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const base = `{${redisConfig.keyPrefix}}:`
   const replicaId = randomBase64Url(9)
   const slideOnUse = (config as { readonly slideOnUse?: boolean }).slideOnUse !== false
-  const settings = Scripts.settings(
-    config.idleTimeoutMillis,
-    config.maxLifetimeMillis,
-    Number.isFinite(config.absoluteLifetimeMillis) ? config.absoluteLifetimeMillis : -1,
-    config.tombstoneRetentionMillis,
-    Number.isFinite(config.maxTombstones) ? config.maxTombstones : -1
-  )
+  // Whole milliseconds throughout: the scripts read whole numbers only, and
+  // the figures handed back to the host are the ones Redis judges by.
+  const limits = Scripts.limits(config)
+  const settings = Scripts.settings(limits)
+  const absoluteMillis = limits.absoluteMillis < 0 ? Infinity : limits.absoluteMillis
+  // The registry's clock, floored to whole milliseconds (a TestClock or a
+  // host's clock may have finer ones), read through here only.
+  const nowMillis = (): number => Math.floor(clock.currentTimeMillisUnsafe())
   const common = (now: number): Common => [base, settings, now, replicaId]
 
   const timeouts = new Map<string, StoreUnavailable>()
@@ -573,7 +574,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     const lastUsedAt = Number(fields[offset + 4])
     const leaseText = fields[offset + 5]
     const lease = leaseText === "" || leaseText === undefined || leaseText === null ? 0 : Number(leaseText)
-    const expiresAt = Math.min(lastUsedAt + config.maxLifetimeMillis, issuedAt + config.absoluteLifetimeMillis)
+    const expiresAt = Math.min(lastUsedAt + limits.maxLifeMillis, issuedAt + absoluteMillis)
     return {
       credentialId,
       providerSessionId: providerSessionIdPrefix + suffix,
@@ -586,7 +587,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       // A call in flight here cannot go idle; elsewhere its lease says how long.
       idleExpiresAt: inFlight.has(credentialId)
         ? expiresAt
-        : Math.min(Math.max(lastUsedAt + config.idleTimeoutMillis, lease), expiresAt)
+        : Math.min(Math.max(lastUsedAt + limits.idleMillis, lease), expiresAt)
     }
   }
 
@@ -695,7 +696,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   }
   const neverValid = (reason: "missing" | "malformed" | "unknown"): InvalidCredential => {
     tallies.resolvedTotal[reason]++
-    const at = clock.currentTimeMillisUnsafe()
+    const at = nowMillis()
     if (at >= neverValidDue) summarizeNeverValid(at)
     return invalid[reason]
   }
@@ -707,7 +708,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       if (token.length !== BearerToken.length) return refuse(token.length === 0 ? "missing" : "malformed")
       const key = BearerToken.digest(token)
       if (!BearerToken.checksumMatches(token, key)) return refuse("malformed")
-      const now = clock.currentTimeMillisUnsafe()
+      const now = nowMillis()
       if (cacheMillis !== undefined) {
         const cached = cache.get(key)
         if (cached !== undefined && now - cached.readAt <= cacheMillis && now <= cached.scope.idleExpiresAt) {
@@ -777,7 +778,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       const capabilities = checked.capabilities === undefined || checked.capabilities.length === 0
         ? emptyCapabilities
         : Object.freeze(checked.capabilities)
-      const now = clock.currentTimeMillisUnsafe()
+      const now = nowMillis()
       return Effect.map(
         call(
           "issue",
@@ -816,7 +817,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
             token: Redacted.make(token, tokenLabel),
             authorizationHeader: Redacted.make(`Bearer ${token}`, headerLabel),
             issuedAt: now,
-            expiresAt: Math.min(now + config.maxLifetimeMillis, now + config.absoluteLifetimeMillis)
+            expiresAt: Math.min(now + limits.maxLifeMillis, now + absoluteMillis)
           }
         }
       )
@@ -848,7 +849,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     Effect.suspend(() => {
       const suffix = suffixOf(credentialId)
       if (suffix === undefined) return Effect.succeed(false)
-      const now = clock.currentTimeMillisUnsafe()
+      const now = nowMillis()
       return Effect.flatMap(
         call("revoke", evalRevoke(common(now), suffix, reason)),
         (reply) => {
@@ -873,7 +874,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const revokeThread = (threadId: string) =>
     Effect.suspend(() => {
       if (!IssueRequests.isId(threadId)) return Effect.succeed(0)
-      const now = clock.currentTimeMillisUnsafe()
+      const now = nowMillis()
       return Effect.flatMap(call("revokeThread", evalRevokeThread(common(now), threadId, "session-stopped")), (reply) => {
         liveSeen = Number(reply[1])
         return waitFor(removedHere(reply[2]), Number(reply[0]))
@@ -886,7 +887,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     Effect.gen(function*() {
       let revoked = 0
       while (true) {
-        const now = clock.currentTimeMillisUnsafe()
+        const now = nowMillis()
         const reply = yield* call("revokeAll", evalRevokeBatch(common(now), reason, batchSize))
         revoked += Number(reply[0])
         liveSeen = Number(reply[2])
@@ -900,7 +901,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const touch = (threadId: string): Effect.Effect<number, StoreUnavailable> =>
     Effect.suspend(() => {
       if (!IssueRequests.isId(threadId)) return Effect.succeed(0)
-      const now = clock.currentTimeMillisUnsafe()
+      const now = nowMillis()
       return Effect.map(call("touch", evalTouch(common(now), threadId)), (reply) => {
         liveSeen = Number(reply[1])
         // Not waited for, as in memory.
@@ -912,7 +913,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const sweep: Effect.Effect<number, StoreUnavailable> = Effect.gen(function*() {
     let reclaimed = 0
     while (true) {
-      const now = clock.currentTimeMillisUnsafe()
+      const now = nowMillis()
       const reply = yield* call("sweep", evalSweepBatch(common(now), batchSize))
       liveSeen = Number(reply[1])
       const events = reply[2]
@@ -922,14 +923,14 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       if (Number(reply[0]) === 0) break
     }
     // The tail of a spray of never-valid tokens, once its minute is over.
-    const at = clock.currentTimeMillisUnsafe()
+    const at = nowMillis()
     if (at >= neverValidDue && neverValidDue !== -Infinity) summarizeNeverValid(at)
     return reclaimed
   }).pipe(Effect.withSpan("McpSessionRegistry.sweep"))
 
   const list: Effect.Effect<ReadonlyArray<CredentialInfo>, StoreUnavailable> = Effect.gen(function*() {
     const out: Array<CredentialInfo> = []
-    const now = clock.currentTimeMillisUnsafe()
+    const now = nowMillis()
     for (let offset = 0;; offset += batchSize) {
       const reply = yield* call("list", evalList(common(now), offset, batchSize))
       liveSeen = Number(reply[1])
@@ -947,7 +948,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       const suffix = suffixOf(credentialId)
       if (suffix === undefined) return Effect.succeed(Option.none())
       return Effect.map(
-        call("get", evalGet(common(clock.currentTimeMillisUnsafe()), suffix)),
+        call("get", evalGet(common(nowMillis()), suffix)),
         (reply) => (reply.length === 0 ? Option.none() : Option.some(infoOf(suffix, reply, 1)))
       )
     })
@@ -971,7 +972,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     Effect.sync(() => {
       if (!slideOnUse || typeof credentialId !== "string" || closed) return noop
       inFlight.set(credentialId, (inFlight.get(credentialId) ?? 0) + 1)
-      const begunAt = clock.currentTimeMillisUnsafe()
+      const begunAt = nowMillis()
       let ended = false
       return () => {
         if (ended) return
@@ -980,7 +981,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         if (left <= 0) inFlight.delete(credentialId)
         else inFlight.set(credentialId, left)
         if (closed) return
-        const now = clock.currentTimeMillisUnsafe()
+        const now = nowMillis()
         // A call that ends within 1/64 of the idle timeout of its start (the
         // lookup that began it was a use then) records no second use: that
         // write was a second round trip per request, half of what a guarded
@@ -1068,7 +1069,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
 
   const heartbeat = Effect.suspend(() => {
     if (inFlight.size === 0) return Effect.void
-    const now = clock.currentTimeMillisUnsafe()
+    const now = nowMillis()
     const suffixes: Array<string> = []
     for (const credentialId of inFlight.keys()) {
       const suffix = suffixOf(credentialId)

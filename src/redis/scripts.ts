@@ -33,7 +33,8 @@
  * retention, renewed on every use; the shared keys that list it have at least
  * as long, so Redis forgets a credential even if every replica is gone.
  * Time is the registry's `now`, passed in, never Redis `TIME`, and TTLs are
- * relative to it, so a registry on a `TestClock` stays consistent.
+ * relative to it, so a registry on a `TestClock` stays consistent. Every
+ * time and setting is whole milliseconds: records are read with `%d+`.
  */
 import * as Redis from "effect/persistence/Redis"
 import { createHash } from "node:crypto"
@@ -58,22 +59,61 @@ export type RemovedFields = readonly [reason: string, ...RecordFields]
 
 /**
  * The arguments every script starts with, in this order: the key prefix
- * (`{P}:`), the registry's settings (see `settings`), now, and this replica's id.
+ * (`{P}:`), the registry's settings (see `settings`), now (whole milliseconds), and this replica's id.
  */
 export type Common = readonly [string, string, number, string]
 
 /**
- * The settings the scripts need, as one argument: idle timeout, max
- * lifetime, absolute lifetime (-1: none), tombstone retention and max
- * tombstones (-1: none). The library parses each distinct one once.
+ * The registry's lifetimes in whole milliseconds, as the scripts use them:
+ * the library reads whole numbers only. Idle timeout and lifetimes are
+ * floored: with whole-millisecond times, a credential `n` ms past its last
+ * use is live while `n <= idle`, which is `n <= floor(idle)`, so flooring
+ * changes no verdict. Tombstone retention is ceiled: it only sets how long
+ * a tombstone and a record's TTL last, which must not end early. Each is
+ * capped at 10^15 ms (some 31,000 years), past which `String` would write
+ * an exponent. `-1`: no absolute lifetime, no cap on tombstones.
  */
-export const settings = (
-  idleMillis: number,
-  maxLifeMillis: number,
-  absoluteMillis: number,
-  retentionMillis: number,
-  maxTombstones: number
-): string => [idleMillis, maxLifeMillis, absoluteMillis, retentionMillis, maxTombstones].join(",")
+export interface Limits {
+  readonly idleMillis: number
+  readonly maxLifeMillis: number
+  readonly absoluteMillis: number
+  readonly retentionMillis: number
+  readonly maxTombstones: number
+}
+
+const farthest = 1e15
+const down = (ms: number) => Math.min(Math.floor(ms), farthest)
+const up = (ms: number) => Math.min(Math.ceil(ms), farthest)
+
+/** `Limits` from a registry's resolved options, which may hold fractions of a millisecond. */
+export const limits = (config: {
+  readonly idleTimeoutMillis: number
+  readonly maxLifetimeMillis: number
+  readonly absoluteLifetimeMillis: number
+  readonly tombstoneRetentionMillis: number
+  readonly maxTombstones: number
+}): Limits => ({
+  idleMillis: down(config.idleTimeoutMillis),
+  maxLifeMillis: down(config.maxLifetimeMillis),
+  absoluteMillis: config.absoluteLifetimeMillis >= farthest ? -1 : down(config.absoluteLifetimeMillis),
+  retentionMillis: up(config.tombstoneRetentionMillis),
+  maxTombstones: config.maxTombstones >= farthest ? -1 : down(config.maxTombstones)
+})
+
+/**
+ * The settings the scripts need, as one argument: idle timeout, max
+ * lifetime, absolute lifetime, tombstone retention and max tombstones, each
+ * a whole number (rounded here again, so no caller can hand the library a
+ * fraction). The library parses each distinct one once.
+ */
+export const settings = (l: Limits): string =>
+  [
+    down(l.idleMillis),
+    down(l.maxLifeMillis),
+    l.absoluteMillis < 0 ? -1 : down(l.absoluteMillis),
+    up(l.retentionMillis),
+    l.maxTombstones < 0 ? -1 : down(l.maxTombstones)
+  ].join(",")
 
 const common = 4
 
@@ -108,6 +148,11 @@ local function setup(args)
 end
 
 local function num(x) return string.format("%.0f", x) end
+local function whole(x)
+  local n = tonumber(x)
+  if n then return num(math.floor(n)) end
+  return nil
+end
 local function ck(id) return base .. "c:" .. id end
 local function tk(thread) return base .. "t:" .. thread end
 
@@ -118,6 +163,15 @@ local function parse(s)
   if string.byte(s, 23) == 124 then
     local a, u, l, k
     a, u, l, k, tl, at = string.match(s, "^|(%d+)|(%d+)|(%d*)|(%d+)|(%d+)|()", 23)
+    if not at then
+      -- Times with a fraction, as an earlier version could write them: read
+      -- floored (and so written back whole), rather than lost to every call.
+      a, u, l, k, tl, at = string.match(s, "^|([%d.]+)|([%d.]+)|([%d.]*)|([%d.]+)|(%d+)|()", 23)
+      if not at then return { false } end
+      a, u, k = whole(a), whole(u), whole(k)
+      if l ~= "" then l = whole(l) end
+      if not (a and u and k and l) then return { false } end
+    end
     r[5], r[6], r[8] = a, u, k
     if l ~= "" then r[7] = l else r[7] = false end
     r[9] = false
@@ -338,17 +392,20 @@ if not s or string.sub(s, 1, 22) ~= argv[${common + 2}] then return { "unknown" 
 -- written back as text, without taking it apart.
 if string.byte(s, 23) == 124 then
   local a, u, l, k, rest = string.match(s, "^|(%d+)|(%d+)|(%d*)|(%d+)|()", 23)
-  local an, un, ln = tonumber(a), tonumber(u), tonumber(l)
-  local e, i = expiresAt(an, un), idleAt(un, ln)
-  if now <= i and now <= e then
-    if argv[${common + 3}] ~= "1" or now <= un then return { "ok", a, u, l, string.sub(s, rest) } end
-    e, i = expiresAt(an, now), idleAt(now, ln)
-    local deadline = i
-    if e < i then deadline = e end
-    if deadline <= tonumber(k) then
-      local t = string.sub(s, rest)
-      redis.call("SET", key, string.sub(s, 1, 23) .. a .. "|" .. nowText .. "|" .. l .. "|" .. k .. "|" .. t, "PX", ttlOf(deadline))
-      return { "ok", a, nowText, l, t }
+  -- A record that is not all whole numbers takes the full parse below.
+  if a then
+    local an, un, ln = tonumber(a), tonumber(u), tonumber(l)
+    local e, i = expiresAt(an, un), idleAt(un, ln)
+    if now <= i and now <= e then
+      if argv[${common + 3}] ~= "1" or now <= un then return { "ok", a, u, l, string.sub(s, rest) } end
+      e, i = expiresAt(an, now), idleAt(now, ln)
+      local deadline = i
+      if e < i then deadline = e end
+      if deadline <= tonumber(k) then
+        local t = string.sub(s, rest)
+        redis.call("SET", key, string.sub(s, 1, 23) .. a .. "|" .. nowText .. "|" .. l .. "|" .. k .. "|" .. t, "PX", ttlOf(deadline))
+        return { "ok", a, nowText, l, t }
+      end
     end
   end
 end
