@@ -893,7 +893,9 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         liveSeen = Number(reply[2])
         const hooks = removedHere(reply[3])
         if (hooks !== undefined) yield* Fiber.await(hooks)
-        if (Number(reply[1]) === 0 || !Array.isArray(reply[3]) || reply[3].length === 0) break
+        // Not "removed nothing": a batch of stale index entries (their
+        // records forgotten by TTL) removes nothing, with live ones behind it.
+        if (Number(reply[1]) < batchSize) break
       }
       return revoked
     })

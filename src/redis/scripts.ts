@@ -563,17 +563,23 @@ return { count, live(), events }
   (threadId: string, reason: string) => [threadId, reason]
 )
 
-/** One batch of `revokeAll`: `[wereLive, more, live, removed]`. */
+/**
+ * One batch of `revokeAll`: `[wereLive, examined, live, removed]`. Every
+ * index member it examined leaves the index (revoked, reclaimed, or dropped
+ * as stale), so a caller repeats while `examined` is the limit: a batch of
+ * stale members removes nothing yet must not end the loop.
+ */
 export const revokeBatch = operation<Reply>()(
   "revokeBatch",
   `
 local reason, limit = argv[${common + 1}], tonumber(argv[${common + 2}])
 local count = 0
-for _, m in ipairs(redis.call("ZRANGE", dk, 0, limit - 1)) do
+local members = redis.call("ZRANGE", dk, 0, limit - 1)
+for _, m in ipairs(members) do
   count = count + revokeMember(m, reason, "ZREM", dk)
 end
 publish()
-return { count, redis.call("ZCARD", dk), live(), events }
+return { count, #members, live(), events }
 `,
   (reason: string, limit: number) => [reason, limit]
 )
