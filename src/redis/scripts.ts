@@ -30,8 +30,10 @@
  * - channel `{P}:events`: every removal, published by the script that made it.
  *
  * A credential's string has the TTL of its deadline plus the tombstone
- * retention, renewed on every use; the shared keys that list it have at least
- * as long, so Redis forgets a credential even if every replica is gone.
+ * retention plus two sweep intervals, renewed on every use, so some replica's
+ * sweep reclaims it (and runs its hooks) before Redis forgets it; the shared
+ * keys that list it have at least as long, so Redis forgets a credential even
+ * if every replica is gone.
  * Time is the registry's `now`, passed in, never Redis `TIME`, and TTLs are
  * relative to it, so a registry on a `TestClock` stays consistent. Every
  * time and setting is whole milliseconds: records are read with `%d+`.
@@ -68,8 +70,9 @@ export type Common = readonly [string, string, number, string]
  * the library reads whole numbers only. Idle timeout and lifetimes are
  * floored: with whole-millisecond times, a credential `n` ms past its last
  * use is live while `n <= idle`, which is `n <= floor(idle)`, so flooring
- * changes no verdict. Tombstone retention is ceiled: it only sets how long
- * a tombstone and a record's TTL last, which must not end early. Each is
+ * changes no verdict. Tombstone retention and the sweep interval are ceiled:
+ * they only set how long a tombstone and a record's TTL last, which must not
+ * end early. Each is
  * capped at 10^15 ms (some 31,000 years), past which `String` would write
  * an exponent. `-1`: no absolute lifetime, no cap on tombstones.
  */
@@ -79,6 +82,7 @@ export interface Limits {
   readonly absoluteMillis: number
   readonly retentionMillis: number
   readonly maxTombstones: number
+  readonly sweepMillis: number
 }
 
 const farthest = 1e15
@@ -92,18 +96,20 @@ export const limits = (config: {
   readonly absoluteLifetimeMillis: number
   readonly tombstoneRetentionMillis: number
   readonly maxTombstones: number
+  readonly sweepIntervalMillis: number
 }): Limits => ({
   idleMillis: down(config.idleTimeoutMillis),
   maxLifeMillis: down(config.maxLifetimeMillis),
   absoluteMillis: config.absoluteLifetimeMillis >= farthest ? -1 : down(config.absoluteLifetimeMillis),
   retentionMillis: up(config.tombstoneRetentionMillis),
-  maxTombstones: config.maxTombstones >= farthest ? -1 : down(config.maxTombstones)
+  maxTombstones: config.maxTombstones >= farthest ? -1 : down(config.maxTombstones),
+  sweepMillis: up(config.sweepIntervalMillis)
 })
 
 /**
  * The settings the scripts need, as one argument: idle timeout, max
- * lifetime, absolute lifetime, tombstone retention and max tombstones, each
- * a whole number (rounded here again, so no caller can hand the library a
+ * lifetime, absolute lifetime, tombstone retention, max tombstones and the
+ * sweep interval, each a whole number (rounded here again, so no caller can hand the library a
  * fraction). The library parses each distinct one once.
  */
 export const settings = (l: Limits): string =>
@@ -112,7 +118,8 @@ export const settings = (l: Limits): string =>
     down(l.maxLifeMillis),
     l.absoluteMillis < 0 ? -1 : down(l.absoluteMillis),
     up(l.retentionMillis),
-    l.maxTombstones < 0 ? -1 : down(l.maxTombstones)
+    l.maxTombstones < 0 ? -1 : down(l.maxTombstones),
+    up(l.sweepMillis)
   ].join(",")
 
 const common = 4
@@ -121,7 +128,7 @@ const common = 4
 // `read` returns r[1] v, r[2] t, r[3] p, r[4] c, r[5] a, r[6] u, r[7] l,
 // r[8] k, r[9] x, r[10] e, r[11] w; a tombstone has r[9], and r[5]..r[8] false.
 const prelude = `
-local argv, base, nowText, now, idleMs, maxLife, absolute, retention, maxTomb, replica, dk, qk, slack, events
+local argv, base, nowText, now, idleMs, maxLife, absolute, retention, maxTomb, grace, replica, dk, qk, slack, events
 
 -- Settings parsed once per distinct text: parsing them on every call cost a
 -- lookup as much as its Redis calls. A script run (no library) parses each time.
@@ -132,13 +139,13 @@ local function setup(args)
   base = args[1]
   local s = parsed[args[2]]
   if not s then
-    local i, m, a, r, t = string.match(args[2], "^(%d+),(%d+),(-?%d+),(%d+),(-?%d+)$")
-    s = { tonumber(i), tonumber(m), tonumber(a), tonumber(r), tonumber(t), math.floor(tonumber(i) / 8) }
+    local i, m, a, r, t, w = string.match(args[2], "^(%d+),(%d+),(-?%d+),(%d+),(-?%d+),(%d+)$")
+    s = { tonumber(i), tonumber(m), tonumber(a), tonumber(r), tonumber(t), math.floor(tonumber(i) / 8), 2 * tonumber(w) }
     if parsedCount >= 64 then parsed, parsedCount = {}, 0 end
     parsed[args[2]] = s
     parsedCount = parsedCount + 1
   end
-  idleMs, maxLife, absolute, retention, maxTomb, slack = s[1], s[2], s[3], s[4], s[5], s[6]
+  idleMs, maxLife, absolute, retention, maxTomb, slack, grace = s[1], s[2], s[3], s[4], s[5], s[6], s[7]
   nowText = args[3]
   now = tonumber(nowText)
   replica = args[4]
@@ -227,8 +234,11 @@ local function deadlineOf(r)
   return math.min(expiresAt(a, u), idleAt(u, l))
 end
 
+-- A live record outlasts its deadline by the retention and two sweep
+-- intervals (on real time), so a sweep reaches it before Redis forgets it
+-- and its hooks run; only every replica gone that long loses them.
 local function ttlOf(deadline)
-  local t = math.floor(deadline - now + retention)
+  local t = math.floor(deadline - now + retention + grace)
   if t < 1 then t = 1 end
   return t
 end
