@@ -151,9 +151,21 @@ export interface Guard {
 }
 
 /**
+ * Makes an effect as interruptible as the code around an
+ * `Effect.uninterruptibleMask` was.
+ *
+ * @internal
+ */
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/**
  * A guard with the middleware's own per-request check: `wrapCall` is `wrap`
  * that also begins the accepted request's call in flight (`end` ends it) and
  * hands on the request it checked.
+ *
+ * `onAccept` runs uninterruptibly, in the step that began the call: it must
+ * make sure `end` runs however the answer ends (`InFlight.whileAnswering`)
+ * and run what may be interrupted (the handler) under `restore`.
  *
  * @internal
  */
@@ -162,7 +174,8 @@ interface CallGuard extends Guard {
     onAccept: (
       scope: CredentialScope,
       end: () => void,
-      request: HttpServerRequest.HttpServerRequest
+      request: HttpServerRequest.HttpServerRequest,
+      restore: Restore
     ) => Effect.Effect<A, E, R>,
     onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
   ) => (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, E, R>
@@ -298,8 +311,16 @@ const makeCallGuard = Effect.fnUntraced(function*(
   // flight: on the memory store in the same step as the lookup
   // (`lookupCall`), which finds the credential once where a lookup and then
   // `beginCall` would find it twice; elsewhere through `beginCall`.
+  // A call is begun and handed to `onAccept` in one uninterruptible region:
+  // a fiber interrupted in between (a client gone away) would leave the call
+  // in flight for good, and its credential never idle.
   const wrapCall = <A, E, R>(
-    onAccept: (scope: CredentialScope, end: () => void, request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, E, R>,
+    onAccept: (
+      scope: CredentialScope,
+      end: () => void,
+      request: HttpServerRequest.HttpServerRequest,
+      restore: Restore
+    ) => Effect.Effect<A, E, R>,
     onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
   ) => {
     const onFailure = onFailureWith(onReject)
@@ -307,32 +328,37 @@ const makeCallGuard = Effect.fnUntraced(function*(
       return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<A, E, R> => {
         const checked = precheck(request)
         if (typeof checked !== "string") return onReject(rejectionOf(checked))
-        return Effect.matchCauseEffect(registry.resolve(checked), {
-          onFailure,
-          onSuccess: (scope) => {
-            const judged = rules.judge(scope)
-            return judged !== scope
-              ? onReject(rejectionOf(judged as Rules.Refusal))
-              : Effect.flatMap(registry.beginCall(scope.credentialId), (end) => onAccept(scope, end, request))
-          }
-        })
+        // The lookup crosses the network: it stays interruptible.
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.matchCauseEffect(restore(registry.resolve(checked)), {
+            onFailure,
+            onSuccess: (scope) => {
+              const judged = rules.judge(scope)
+              return judged !== scope
+                ? onReject(rejectionOf(judged as Rules.Refusal))
+                : Effect.flatMap(registry.beginCall(scope.credentialId), (end) => onAccept(scope, end, request, restore))
+            }
+          })
+        )
       }
     }
     const lookupCall = sync.lookupCall
     return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<A, E, R> => {
       const checked = precheck(request)
       if (typeof checked !== "string") return onReject(rejectionOf(checked))
-      let found: SyncLookup.LookupCall | Rules.LookupFailure
-      try {
-        found = lookupCall(checked)
-      } catch (defect) {
-        return onFailure(Cause.die(defect))
-      }
-      if ("_tag" in found) return onReject(rejectionOf(rules.refusalFor(found)))
-      const judged = rules.judge(found.scope)
-      if (judged === found.scope) return onAccept(found.scope, found.end, request)
-      found.end()
-      return onReject(rejectionOf(judged as Rules.Refusal))
+      return Effect.uninterruptibleMask((restore) => {
+        let found: SyncLookup.LookupCall | Rules.LookupFailure
+        try {
+          found = lookupCall(checked)
+        } catch (defect) {
+          return onFailure(Cause.die(defect))
+        }
+        if ("_tag" in found) return onReject(rejectionOf(rules.refusalFor(found)))
+        const judged = rules.judge(found.scope)
+        if (judged === found.scope) return onAccept(found.scope, found.end, request, restore)
+        found.end()
+        return onReject(rejectionOf(judged as Rules.Refusal))
+      })
     }
   }
 
@@ -394,7 +420,7 @@ export const middleware = (options?: Options, internals?: MiddlewareInternals) =
         // long tool call cannot let its credential go idle.
         const check = guard.wrapCall(
           forgetOrigin
-            ? (scope, end, request) => {
+            ? (scope, end, request, restore) => {
               const provided = withCredential(scope)
               return InFlight.whileAnswering(
                 end,
@@ -402,10 +428,11 @@ export const middleware = (options?: Options, internals?: MiddlewareInternals) =
                   provided,
                   HttpServerRequest.HttpServerRequest,
                   request.modify({ headers: Headers.remove(request.headers, "origin") })
-                )
+                ),
+                restore
               )
             }
-            : (scope, end) => InFlight.whileAnswering(end, withCredential(scope)),
+            : (scope, end, _request, restore) => InFlight.whileAnswering(end, withCredential(scope), restore),
           onReject
         )
         return Effect.withFiber((fiber) => check(Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)))

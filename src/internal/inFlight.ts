@@ -30,19 +30,29 @@ const streamed = (
 
 /**
  * Runs `handler`, calling `end` (idempotent) once its answer is over. An
- * answer that is not a stream, the usual one, costs one `flatMap` and one
- * `onExit`: this runs on every guarded request.
+ * answer that is not a stream, the usual one, costs one `matchCauseEffect`:
+ * this runs on every guarded request.
+ *
+ * Call it inside the `Effect.uninterruptibleMask` in which the call began,
+ * with that mask's `restore`: only the handler is interruptible then, so an
+ * interruption (a client gone away) can land before the call begins or while
+ * the handler runs, never between the two, where nothing would end the call
+ * and its credential could never go idle.
  */
 export const whileAnswering = <E, R>(
   end: () => void,
-  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+  restore: <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R2>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
-  Effect.onExit(
-    Effect.flatMap(handler, (response) => {
+  Effect.matchCauseEffect(restore(handler), {
+    onFailure: (cause) => {
+      end()
+      return Effect.failCause(cause)
+    },
+    onSuccess: (response) => {
       const body = response.body
       if (body._tag === "Stream") return streamed(end, response, body)
       end()
       return Effect.succeed(response)
-    }),
-    (exit) => (exit._tag === "Failure" ? Effect.sync(end) : Effect.void)
-  )
+    }
+  })
