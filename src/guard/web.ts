@@ -10,9 +10,12 @@
  * credential never goes idle under a long-running tool call or stream.
  *
  * A Web request's URL is absolute: its authority is judged as well as the
- * `Host` header. Given `@hono/node-server`'s bindings (`NodeBindings`), the
- * guard judges the Node request behind it instead, as `nodeGuard` would. Without `allowedHosts`/`allowedOrigins`, the defaults are
- * the loopback names at `port` (any port when no `port` is given).
+ * `Host` header. Given `@hono/node-server`'s bindings (`NodeBindings`) of
+ * the very request it made, the guard judges the Node request behind it
+ * instead, as `nodeGuard` would; any other `Request` (one a middleware
+ * rebuilt, a sub-request) is judged by itself. Without
+ * `allowedHosts`/`allowedOrigins`, the defaults are the loopback names at
+ * `port` (any port when no `port` is given).
  *
  * @since 0.1.0
  */
@@ -65,6 +68,12 @@ export interface Caller {
  * guard reads Node's raw header list and request target, as `nodeGuard`
  * does, instead of the Web `Headers` that `@hono/node-server` would build
  * for the purpose: the same rules on the same bytes, for less work.
+ *
+ * They must be the request's own: the guard uses them only for the
+ * `Request` that `@hono/node-server` built from `incoming`, its headers
+ * untouched, and judges any other `Request` (one rebuilt by a middleware, a
+ * sub-request passed on with the outer request's `c.env`) by its own URL and
+ * headers, and ends its call with its response body.
  *
  * @since 0.1.0
  */
@@ -141,6 +150,25 @@ const readBounded = async (request: Request, max: number, tooLarge: Rules.Refusa
   return bytes
 }
 
+// Whether `incoming` is the Node request that `request` was built from, and
+// says all the Web request does. `@hono/node-server` keeps the Node request
+// under a Symbol of its own on the request it hands over, and builds the Web
+// headers from it only when asked (they are a Symbol's value then too). So:
+// some own Symbol holds `incoming` itself, and none holds Headers (which a
+// middleware may have edited). Any other Request, such as one rebuilt with
+// other headers or a sub-request given the outer request's bindings, fails
+// this and is judged by itself.
+const builtFrom = (request: Request, incoming: object): boolean => {
+  const symbols = Object.getOwnPropertySymbols(request)
+  let found = false
+  for (let i = 0; i < symbols.length; i++) {
+    const value = (request as unknown as Record<symbol, unknown>)[symbols[i]!]
+    if (value === incoming) found = true
+    else if (value instanceof Headers) return false
+  }
+  return found
+}
+
 const defaultOnError = (error: unknown) => {
   console.error("mcp-session-registry guard: the registry lookup failed; refused with 401", error)
 }
@@ -214,10 +242,16 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
     return responseOf(rules.refusals.unverifiable)
   }
 
+  // The bindings, when they are this request's own (`builtFrom`).
+  const own = (request: Request, node: NodeBindings | undefined): NodeBindings | undefined => {
+    const incoming = node?.incoming
+    return incoming !== undefined && incoming !== null && builtFrom(request, incoming) ? node : undefined
+  }
+
   // The request's headers and target: Node's raw ones when the server handed
-  // over an HTTP/1 request (as McpBearerAuth reads its request's source),
-  // else the Web request's own (HTTP/2 names its host `:authority`, which
-  // the Web request has turned into its URL and Host).
+  // over the HTTP/1 request this one was built from (as McpBearerAuth reads
+  // its request's source), else the Web request's own (HTTP/2 names its host
+  // `:authority`, which the Web request has turned into its URL and Host).
   const precheck = (request: Request, node: NodeBindings | undefined): string | Rules.Refusal => {
     const incoming = node?.incoming
     return incoming !== undefined && incoming.httpVersionMajor === 1 && Array.isArray(incoming.rawHeaders) &&
@@ -227,7 +261,7 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
   }
 
   const check = (request: Request, node?: NodeBindings): Caller | Response | Promise<Caller | Response> => {
-    const checked = precheck(request, node)
+    const checked = precheck(request, own(request, node))
     if (typeof checked !== "string") return responseOf(checked)
     let found: Lookup | PromiseLike<Lookup>
     try {
@@ -264,6 +298,7 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
     handler: (request: Request, caller: Caller) => Response | Promise<Response>,
     node?: NodeBindings
   ): Promise<Response> => {
+    node = own(request, node)
     // The headers first: a request they refuse is answered before its body
     // is read.
     const checked = precheck(request, node)

@@ -5,12 +5,17 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { serve } from "@hono/node-server"
-import type { Server } from "node:http"
+import type { IncomingMessage, Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Net from "node:net"
 import { type GuardRegistry, type NodeBindings, webGuard } from "../../src/guard/index.ts"
 import { BearerToken } from "../../src/index.ts"
 import { createRegistry, type Registry, reveal } from "../../src/promise/index.ts"
+
+// Whether `@hono/node-server` has built this request's Web headers (it keeps
+// them under a Symbol of its own once asked for them).
+const webHeadersBuilt = (request: Request) =>
+  Object.getOwnPropertySymbols(request).some((s) => (request as unknown as Record<symbol, unknown>)[s] instanceof Headers)
 
 /**
  * Sends `head` (and `body`, if any) as written; resolves with the status and
@@ -41,7 +46,9 @@ describe("webGuard with @hono/node-server's bindings", () => {
   let server: Server
   let port: number
   let token: string
-  const seen: Array<"with" | "without"> = []
+  // Whether the guard was given the bindings and, if so, whether it still had
+  // not built the Web request's headers (it read Node's raw ones instead).
+  const seen: Array<"with, raw" | "with, web" | "without"> = []
   beforeAll(async () => {
     registry = await createRegistry()
     token = reveal((await registry.issue({ threadId: "t", providerInstanceId: "codex" })).token)
@@ -50,12 +57,14 @@ describe("webGuard with @hono/node-server's bindings", () => {
       hostname: "127.0.0.1",
       port: 0,
       fetch: async (request: Request, env: NodeBindings) => {
-        const bindings = request.headers.get("x-bindings") === "no" ? undefined : env
-        seen.push(bindings === undefined ? "without" : "with")
+        // Asked of the Node request: asking the Web one would build its headers.
+        const bindings = (env.incoming as IncomingMessage).headers["x-bindings"] === "no" ? undefined : env
         if (new URL(request.url).pathname === "/handle") {
+          seen.push(bindings === undefined ? "without" : "with, raw")
           return guard.handle(request, () => new Response("ran"), bindings)
         }
         const outcome = await guard.check(request, bindings)
+        seen.push(bindings === undefined ? "without" : webHeadersBuilt(request) ? "with, web" : "with, raw")
         return outcome instanceof Response ? outcome : new Response("ok")
       }
     }) as Server
@@ -88,24 +97,25 @@ describe("webGuard with @hono/node-server's bindings", () => {
         seen.length = 0
         const answer = await raw(port, `${head}X-Bindings: ${bindings}\r\nConnection: close\r\n\r\n`)
         assert.deepStrictEqual(answer, { status, reason }, `${name}, bindings ${bindings}`)
-        assert.deepStrictEqual(seen, [bindings === "yes" ? "with" : "without"], name)
+        assert.deepStrictEqual(seen, [bindings === "yes" ? "with, raw" : "without"], name)
       }
     }
   })
 
-  it("judges the Node request when given one, and the Web request when the bindings have none", async () => {
+  it("judges the Web request itself when the bindings are not its own, or hold no Node request", async () => {
     const guard = webGuard(registry, { port: 8787 })
     const request = new Request("http://127.0.0.1:8787/mcp", { headers: { authorization: `Bearer ${token}` } })
+    const foreign = new Request("http://evil.example/mcp", { headers: { authorization: `Bearer ${token}` } })
     const wire = (host: string, httpVersionMajor = 1) => ({
       incoming: { url: "/mcp", httpVersionMajor, rawHeaders: ["Host", host, "Authorization", `Bearer ${token}`] }
     })
-    assert.notInstanceOf(await guard.check(request, wire("127.0.0.1:8787")), Response)
-    const refused = await guard.check(request, wire("evil.example"))
+    // Not the Node request this Request was built from: ignored either way.
+    assert.notInstanceOf(await guard.check(request, wire("evil.example")), Response)
+    const refused = await guard.check(foreign, wire("127.0.0.1:8787"))
     assert.instanceOf(refused, Response)
     assert.strictEqual((refused as Response).status, 403)
     // Bindings of another runtime (Bun's server, Deno's info) hold no Node
-    // request; an HTTP/2 one names its host :authority, and is judged as the
-    // Web request it became.
+    // request; an HTTP/2 one names its host :authority.
     for (const other of [{}, { incoming: {} }, { incoming: { rawHeaders: "x" } }, wire("evil.example", 2)] as Array<NodeBindings>) {
       assert.notInstanceOf(await guard.check(request, other), Response)
     }
