@@ -67,9 +67,10 @@ export interface RedisOptions extends RegistryConfig.Options {
   /**
    * An opt-in local cache of live credentials: a token resolved within
    * `maxStaleness` (of the registry's `Clock`) is answered without Redis.
-   * A revoke on this replica, or heard from another through pub/sub, drops the
-   * entry at once; a lost message leaves a revoked token usable on this
-   * replica for at most `maxStaleness`. A cached answer is a use only locally:
+   * A revoke on this replica drops the entry at once, one on another when its
+   * pub/sub message arrives (a lookup whose answer was on its way then is not
+   * cached); a lost message leaves a revoked token usable on this replica
+   * for at most `maxStaleness`. A cached answer is a use only locally:
    * Redis hears of it at the next lookup past `maxStaleness`, so keep it far
    * below `idleTimeout`. Default: no cache.
    */
@@ -533,6 +534,11 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
 
   // The opt-in local cache: digest -> scope and when it was read from Redis.
   const cacheMillis = redisConfig.cacheStalenessMillis
+  // Counts the removals this replica has made or heard of. A removal's
+  // message comes on the subscriber's connection, so it can overtake a
+  // lookup's answer that Redis sent before it: a lookup caches its answer
+  // only if no removal came in while it was on its way.
+  let removalsSeen = 0
   // Calls in flight on this replica, by credential.
   const inFlight = new Map<string, number>()
   const cache = new Map<string, { readonly scope: CredentialScope; readonly readAt: number }>()
@@ -637,6 +643,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const removedHere = (removed: unknown): Fiber.Fiber<void> | undefined => {
     const events = eventsOf(removed)
     if (events.length === 0) return undefined
+    removalsSeen++
     for (const event of events) {
       tallies.revokedTotal[event.reason]++
       if (cacheMillis !== undefined) uncache(event.credential.credentialId)
@@ -718,12 +725,13 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       }
       const digest = Buffer.from(key, "latin1")
       const suffix = idOf(digest)
+      const removalsBefore = removalsSeen
       return Effect.flatMap(call("resolve", evalResolve(common(now), suffix, verifierOf(digest), slideOnUse)), (reply) => {
         const outcome = reply[0]
         if (outcome === "ok") {
           tallies.resolvedTotal.ok++
           const scope = scopeOf(suffix, reply)
-          if (cacheMillis !== undefined) remember(key, scope, now)
+          if (cacheMillis !== undefined && removalsSeen === removalsBefore) remember(key, scope, now)
           return Effect.succeed(scope)
         }
         if (outcome !== "revoked" && outcome !== "idle" && outcome !== "expired") return Effect.fail(neverValid("unknown"))
@@ -1041,6 +1049,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     if (!Array.isArray(parsed) || parsed[0] === replicaId || closed) return
     const events = eventsOf(parsed[1])
     if (events.length === 0) return
+    removalsSeen++
     if (cacheMillis !== undefined) for (const event of events) uncache(event.credential.credentialId)
     remoteRunner.start(events)
   }
