@@ -84,7 +84,11 @@ export interface NodeBindings {
     readonly httpVersionMajor?: number
   } | undefined
   /** The Node response: `handle` ends the call when it closes. */
-  readonly outgoing?: { readonly on?: (event: "close", listener: () => void) => unknown } | undefined
+  readonly outgoing?: {
+    readonly on?: (event: "close", listener: () => void) => unknown
+    /** Node's `closed`: the response has closed (sent, or the connection gone). */
+    readonly closed?: boolean | undefined
+  } | undefined
 }
 
 /**
@@ -332,10 +336,13 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
     }
     // The Node response, where the server handed it over, says when the
     // answer is over (sent in full, or the connection gone) for one listener;
-    // else the body is passed through a stream that tells.
+    // else the body is passed through a stream that tells. A response that
+    // closed already (the client left while its body arrived) will not say
+    // so again, and nobody will read the body: the call ends with the handler.
     const outgoing = node?.outgoing
     const onClose = outgoing !== undefined && typeof outgoing.on === "function"
-    if (onClose) outgoing.on!("close", end)
+    const closed = onClose && outgoing.closed === true
+    if (onClose && !closed) outgoing.on!("close", end)
     let response: Response
     try {
       response = await handler(request, caller)
@@ -343,7 +350,9 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
       end()
       throw error
     }
-    return onClose ? response : endingWith(response, end)
+    if (!onClose) return endingWith(response, end)
+    if (closed) end()
+    return response
   }
 
   return { check, handle }

@@ -141,6 +141,50 @@ describe("webGuard with @hono/node-server's bindings", () => {
     assert.deepStrictEqual(ran, { status: 200, reason: undefined })
   })
 
+  it("handle: with the bindings, a call whose Node response closed before the handler ran still ends", async () => {
+    // The client leaves before the guard installs its listener (while the
+    // body arrives, say): the response's close has fired already.
+    const events: Array<string> = []
+    const counting: GuardRegistry = {
+      lookup: (t) => registry.lookup(t),
+      beginCall: () => {
+        events.push("begin")
+        return () => events.push("end")
+      }
+    }
+    const guard = webGuard(counting)
+    let handled: (outcome: string) => void = () => {}
+    const done = new Promise<string>((r) => (handled = r))
+    let arrived: () => void = () => {}
+    const inServer = new Promise<void>((r) => (arrived = r))
+    const late = serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: async (request: Request, env: NodeBindings) => {
+        const outgoing = env.outgoing as unknown as { closed: boolean; once: (e: "close", f: () => void) => void }
+        arrived()
+        if (!outgoing.closed) await new Promise<void>((r) => outgoing.once("close", r))
+        const response = await guard.handle(request, () => new Response("ran"), env)
+        handled(`${response.status} ${events.join(",")}`)
+        return response
+      }
+    }) as Server
+    await new Promise((resolve) => late.once("listening", resolve))
+    try {
+      const latePort = (late.address() as AddressInfo).port
+      const socket = Net.connect(latePort, "127.0.0.1")
+      socket.on("error", () => {})
+      socket.on("connect", () =>
+        socket.write(`GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:${latePort}\r\nAuthorization: Bearer ${token}\r\n\r\n`))
+      await inServer
+      socket.destroy()
+      assert.strictEqual(await done, "200 begin,end")
+    } finally {
+      late.closeAllConnections()
+      late.close()
+    }
+  })
+
   it("handle: with the bindings, the call stays in flight until the Node response closes", async () => {
     const events: Array<string> = []
     let ended: () => void = () => {}
