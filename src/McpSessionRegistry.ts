@@ -42,6 +42,7 @@ import * as Hooks from "./internal/hooks.ts"
 import * as IssueRequests from "./internal/issueRequest.ts"
 import * as Metrics from "./internal/metrics.ts"
 import { counted } from "./internal/plural.ts"
+import * as RefusalLog from "./internal/refusalLog.ts"
 import { type Entry, smallIntegerSpan, Store } from "./internal/store.ts"
 import * as SyncLookup from "./internal/syncLookup.ts"
 import * as RedisRegistry from "./redis/registry.ts"
@@ -221,7 +222,6 @@ const noop = (): void => {}
 const awakeAnchorMillis = 1000
 
 /** How often, at most, refusals of never-valid tokens are summarized in the log. */
-const neverValidSummaryMillis = 60_000
 
 // One error value per reason: refusing a sprayed token must not allocate.
 const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
@@ -315,47 +315,21 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   // Refusals the host can see. Logged from the registry's own fibers, so a
   // lookup that runs without one (the Promise API) is logged the same way.
   store.onRefusedOnceValid = (entry: Entry, reason) => {
-    fork(
-      Effect.logWarning(
-        `Refused the bearer token of credential ${entry.credentialId} (thread ${
-          JSON.stringify(entry.threadId)
-        }, provider instance ${JSON.stringify(entry.providerInstanceId)}): ${reason}`
-      ).pipe(Effect.annotateLogs({
-        credentialId: entry.credentialId,
-        providerSessionId: entry.providerSessionId,
-        threadId: entry.threadId,
-        providerInstanceId: entry.providerInstanceId,
-        reason,
-        leftAs: entry.leftAs ?? reason
-      }))
-    )
+    fork(RefusalLog.onceValidWarning({
+      credentialId: entry.credentialId,
+      providerSessionId: entry.providerSessionId,
+      threadId: entry.threadId,
+      providerInstanceId: entry.providerInstanceId,
+      reason,
+      leftAs: entry.leftAs ?? reason
+    }))
   }
   // Tokens that were never valid are only counted: at most one summary a
   // minute, so spraying cannot flood the log. The first refusal after a quiet
   // spell is reported at once; the sweeper reports the tail of a spray.
-  const summarizedAt = { missing: 0, malformed: 0, unknown: 0 }
+  const summarize = RefusalLog.makeNeverValidSummary(store.resolvedTotal, fork)
   const summarizeNeverValid = (at: number): void => {
-    const totals = store.resolvedTotal
-    const missing = totals.missing - summarizedAt.missing
-    const malformed = totals.malformed - summarizedAt.malformed
-    const unknown = totals.unknown - summarizedAt.unknown
-    const refused = missing + malformed + unknown
-    if (refused === 0) {
-      store.neverValidDue = -Infinity
-      return
-    }
-    summarizedAt.missing = totals.missing
-    summarizedAt.malformed = totals.malformed
-    summarizedAt.unknown = totals.unknown
-    store.neverValidDue = at + neverValidSummaryMillis
-    const parts = [[unknown, "unknown"], [malformed, "malformed"], [missing, "missing"]] as const
-    fork(
-      Effect.logWarning(
-        `Refused ${counted(refused, "bearer token")} that ${refused === 1 ? "was" : "were"} never valid (${
-          parts.filter(([n]) => n > 0).map(([n, reason]) => `${n} ${reason}`).join(", ")
-        }); at most one such summary a minute`
-      ).pipe(Effect.annotateLogs({ missing, malformed, unknown }))
-    )
+    store.neverValidDue = summarize(at)
   }
   store.onRefusedNeverValid = summarizeNeverValid
   store.neverValidDue = -Infinity

@@ -31,7 +31,7 @@ import { randomBase64Url } from "../internal/entropy.ts"
 import * as Hooks from "../internal/hooks.ts"
 import * as IssueRequests from "../internal/issueRequest.ts"
 import * as Metrics from "../internal/metrics.ts"
-import { counted } from "../internal/plural.ts"
+import * as RefusalLog from "../internal/refusalLog.ts"
 import type { IssueRequest } from "../McpSessionRegistry.ts"
 import { InvalidIssueRequest, McpSessionRegistry, RegistryFull, StoreUnavailable } from "../McpSessionRegistry.ts"
 import * as RegistryConfig from "../RegistryConfig.ts"
@@ -180,9 +180,6 @@ const suffixOf = (credentialId: unknown): string | undefined =>
     credentialId.startsWith(credentialIdPrefix)
     ? credentialId.slice(credentialIdPrefix.length)
     : undefined
-
-/** How often, at most, refusals of never-valid tokens are summarized in the log. */
-const neverValidSummaryMillis = 60_000
 
 // Store calls in flight in this process, for tests that must wait for the
 // store's I/O to finish before they move a TestClock on.
@@ -660,46 +657,19 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   // once a minute by each replica.
   const warnRefused = (suffix: string, threadId: string, providerInstanceId: string, reason: InvalidReason, leftAs: string) => {
     if (closed) return
-    const credentialId = credentialIdPrefix + suffix
-    fork(
-      Effect.logWarning(
-        `Refused the bearer token of credential ${credentialId} (thread ${JSON.stringify(threadId)}, provider instance ${
-          JSON.stringify(providerInstanceId)
-        }): ${reason}`
-      ).pipe(Effect.annotateLogs({
-        credentialId,
-        providerSessionId: providerSessionIdPrefix + suffix,
-        threadId,
-        providerInstanceId,
-        reason,
-        leftAs
-      }))
-    )
+    fork(RefusalLog.onceValidWarning({
+      credentialId: credentialIdPrefix + suffix,
+      providerSessionId: providerSessionIdPrefix + suffix,
+      threadId,
+      providerInstanceId,
+      reason,
+      leftAs
+    }))
   }
-  const summarizedAt = { missing: 0, malformed: 0, unknown: 0 }
   let neverValidDue = -Infinity
+  const summarize = RefusalLog.makeNeverValidSummary(tallies.resolvedTotal, fork)
   const summarizeNeverValid = (at: number): void => {
-    const totals = tallies.resolvedTotal
-    const missing = totals.missing - summarizedAt.missing
-    const malformed = totals.malformed - summarizedAt.malformed
-    const unknown = totals.unknown - summarizedAt.unknown
-    const refused = missing + malformed + unknown
-    if (refused === 0 || closed) {
-      neverValidDue = -Infinity
-      return
-    }
-    summarizedAt.missing = totals.missing
-    summarizedAt.malformed = totals.malformed
-    summarizedAt.unknown = totals.unknown
-    neverValidDue = at + neverValidSummaryMillis
-    const parts = [[unknown, "unknown"], [malformed, "malformed"], [missing, "missing"]] as const
-    fork(
-      Effect.logWarning(
-        `Refused ${counted(refused, "bearer token")} that ${refused === 1 ? "was" : "were"} never valid (${
-          parts.filter(([n]) => n > 0).map(([n, reason]) => `${n} ${reason}`).join(", ")
-        }); at most one such summary a minute`
-      ).pipe(Effect.annotateLogs({ missing, malformed, unknown }))
-    )
+    neverValidDue = closed ? -Infinity : summarize(at)
   }
   const neverValid = (reason: "missing" | "malformed" | "unknown"): InvalidCredential => {
     tallies.resolvedTotal[reason]++
