@@ -6,27 +6,17 @@
  * rounds its settings, and the scripts read a record with fractional times
  * (as that version wrote them) and refuse one they cannot read, never raising.
  */
-import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Duration, Effect, Layer, Redacted, Scope } from "effect"
+import { Duration, Effect, Redacted, Scope } from "effect"
 import { createClient } from "redis"
 import { TestClock } from "effect/testing"
 import { McpSessionRegistry, type Revocation } from "../../src/index.ts"
-import { freshPrefix, redisServer, settleRedis } from "../support/stores.ts"
+import { freshPrefix, redisReplica, redisServer, settleRedis } from "../support/stores.ts"
 
 const server = redisServer()
 const token = (c: { readonly token: Redacted.Redacted<string> }) => Redacted.value(c.token)
 
-const replica = (options: McpSessionRegistry.RedisOptions, scope: Scope.Scope) =>
-  Effect.map(
-    Layer.buildWithScope(
-      McpSessionRegistry.layerRedis({ storeTimeout: "15 seconds", keyPrefix: freshPrefix(), ...options }).pipe(
-        Layer.provide(NodeRedis.layer({ url: server.current().url }))
-      ),
-      scope
-    ),
-    (context) => Context.get(context, McpSessionRegistry.McpSessionRegistry)
-  )
+const replica = (options: McpSessionRegistry.RedisOptions, scope: Scope.Scope) => redisReplica(server, options, scope)
 
 describe("review: non-integer milliseconds on Redis", () => {
   it.effect("a fractional idleTimeout (accepted by RegistryConfig) still issues and resolves", () =>

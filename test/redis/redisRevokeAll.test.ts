@@ -4,24 +4,14 @@
  * 1,000 stale deadline-index entries (records Redis already forgot by TTL)
  * ahead of live credentials ended the loop with those credentials still valid.
  */
-import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { Effect, Exit, Redacted, Scope } from "effect"
 import { createClient } from "redis"
 import { McpSessionRegistry } from "../../src/index.ts"
-import { freshPrefix, redisServer } from "../support/stores.ts"
+import { freshPrefix, redisReplica, redisServer } from "../support/stores.ts"
 
 const server = redisServer()
-const replica = (options: McpSessionRegistry.RedisOptions, scope: Scope.Scope) =>
-  Effect.map(
-    Layer.buildWithScope(
-      McpSessionRegistry.layerRedis({ storeTimeout: "15 seconds", ...options }).pipe(
-        Layer.provide(NodeRedis.layer({ url: server.current().url }))
-      ),
-      scope
-    ),
-    (context) => Context.get(context, McpSessionRegistry.McpSessionRegistry)
-  )
+const replica = (options: McpSessionRegistry.RedisOptions, scope: Scope.Scope) => redisReplica(server, options, scope)
 
 describe("review: revokeAll past stale index entries", () => {
   it.effect("revokes every live credential even behind 1,000 stale deadline-index entries", () =>

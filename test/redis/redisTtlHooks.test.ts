@@ -7,25 +7,15 @@
  * that credential. Records now outlast their deadline by the retention plus
  * two sweep intervals.
  */
-import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Scope } from "effect"
+import { Effect, Scope } from "effect"
 import { createClient } from "redis"
 import { McpSessionRegistry, type Revocation } from "../../src/index.ts"
-import { freshPrefix, redisServer } from "../support/stores.ts"
+import { freshPrefix, redisReplica, redisServer } from "../support/stores.ts"
 
 const server = redisServer()
 
-const replica = (options: McpSessionRegistry.RedisOptions, scope: Scope.Scope) =>
-  Effect.map(
-    Layer.buildWithScope(
-      McpSessionRegistry.layerRedis({ storeTimeout: "15 seconds", keyPrefix: freshPrefix(), ...options }).pipe(
-        Layer.provide(NodeRedis.layer({ url: server.current().url }))
-      ),
-      scope
-    ),
-    (context) => Context.get(context, McpSessionRegistry.McpSessionRegistry)
-  )
+const replica = (options: McpSessionRegistry.RedisOptions, scope: Scope.Scope) => redisReplica(server, options, scope)
 
 describe("review: Redis TTL vs the sweeper", () => {
   it.live("an idle credential's hooks run once even when the sweep comes after tombstoneRetention", () =>

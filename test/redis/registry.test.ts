@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import { createClient } from "redis"
 import { BearerToken, type Credential, McpSessionRegistry, type Revocation } from "../../src/index.ts"
-import { advanceRedis, freshPrefix, redisServer, settleRedis } from "../support/stores.ts"
+import { advanceRedis, freshPrefix, redisReplica, redisServer, settleRedis } from "../support/stores.ts"
 
 const minutes = (n: number) => n * 60_000
 const server = redisServer()
@@ -25,15 +25,7 @@ const recorder = () => {
 const reasonOf = <A>(effect: Effect.Effect<A, { readonly reason: string }>) =>
   Effect.map(Effect.flip(effect), (error) => error.reason)
 
-/** One replica: its own client and registry, open until `scope` closes. */
-const replica = (options: McpSessionRegistry.RedisOptions, scope: Scope.Scope) =>
-  Effect.map(
-    Layer.buildWithScope(
-      McpSessionRegistry.layerRedis(options).pipe(Layer.provide(NodeRedis.layer({ url: server.current().url }))),
-      scope
-    ),
-    (context) => Context.get(context, Registry)
-  )
+const replica = (options: McpSessionRegistry.RedisOptions, scope: Scope.Scope) => redisReplica(server, options, scope)
 
 /** A plain node-redis client to look at what the registry wrote. */
 const inspector = Effect.acquireRelease(

@@ -9,7 +9,7 @@
  * after each; `settle` only waits for them.
  */
 import { NodeRedis } from "@effect/platform-node"
-import { Duration, Effect, Fiber, Layer } from "effect"
+import { Context, Duration, Effect, Fiber, Layer } from "effect"
 import type { Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { afterAll, beforeAll } from "vitest"
@@ -194,3 +194,23 @@ export const redisServer = (options?: { readonly persistent?: boolean }): { read
     }
   }
 }
+
+/**
+ * One replica on `server`: its own client and registry, open until `scope`
+ * closes. A fresh prefix and a generous store timeout unless `options` say
+ * otherwise.
+ */
+export const redisReplica = (
+  server: { readonly current: () => RedisServer },
+  options: McpSessionRegistry.RedisOptions,
+  scope: Scope.Scope
+): Effect.Effect<McpSessionRegistry.McpSessionRegistry["Service"], unknown> =>
+  Effect.map(
+    Layer.buildWithScope(
+      McpSessionRegistry.layerRedis({ storeTimeout: "15 seconds", keyPrefix: freshPrefix(), ...options }).pipe(
+        Layer.provide(NodeRedis.layer({ url: server.current().url }))
+      ),
+      scope
+    ),
+    (context) => Context.get(context, McpSessionRegistry.McpSessionRegistry)
+  )
