@@ -159,24 +159,28 @@ export interface Guard {
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
 /**
+ * What runs once a request is accepted: it runs uninterruptibly, in the step
+ * that began the call, so it must make sure `end` runs however the answer
+ * ends (`InFlight.whileAnswering`) and run what may be interrupted (the
+ * handler) under `restore`.
+ */
+type OnAccept<A, E, R> = (
+  scope: CredentialScope,
+  end: () => void,
+  request: HttpServerRequest.HttpServerRequest,
+  restore: Restore
+) => Effect.Effect<A, E, R>
+
+/**
  * A guard with the middleware's own per-request check: `wrapCall` is `wrap`
  * that also begins the accepted request's call in flight (`end` ends it) and
  * hands on the request it checked.
- *
- * `onAccept` runs uninterruptibly, in the step that began the call: it must
- * make sure `end` runs however the answer ends (`InFlight.whileAnswering`)
- * and run what may be interrupted (the handler) under `restore`.
  *
  * @internal
  */
 interface CallGuard extends Guard {
   readonly wrapCall: <A, E, R>(
-    onAccept: (
-      scope: CredentialScope,
-      end: () => void,
-      request: HttpServerRequest.HttpServerRequest,
-      restore: Restore
-    ) => Effect.Effect<A, E, R>,
+    onAccept: OnAccept<A, E, R>,
     onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
   ) => (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, E, R>
 }
@@ -315,12 +319,7 @@ const makeCallGuard = Effect.fnUntraced(function*(
   // a fiber interrupted in between (a client gone away) would leave the call
   // in flight for good, and its credential never idle.
   const wrapCall = <A, E, R>(
-    onAccept: (
-      scope: CredentialScope,
-      end: () => void,
-      request: HttpServerRequest.HttpServerRequest,
-      restore: Restore
-    ) => Effect.Effect<A, E, R>,
+    onAccept: OnAccept<A, E, R>,
     onReject: (rejection: Rejection) => Effect.Effect<A, E, R>
   ) => {
     const onFailure = onFailureWith(onReject)
