@@ -5,9 +5,10 @@
  * refusals a host can see in its log.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Effect, Layer, Logger, Option, Redacted, References } from "effect"
+import { Clock, ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import { BearerToken, McpSessionRegistry, type RegistryConfig, type Revocation } from "../src/index.ts"
+import { capturingLogs } from "./support/recording.ts"
 import { stores } from "./support/stores.ts"
 
 const seconds = (n: number) => n * 1_000
@@ -362,19 +363,7 @@ describe("McpSessionRegistry liveness", () => {
   })
 
   describe("refusals in the log", () => {
-    const capture = () => {
-      const lines: Array<{ readonly level: string; readonly text: string; readonly annotations: Record<string, unknown> }> =
-        []
-      const logger = Logger.make((options) => {
-        const annotations = options.fiber.getRef(References.CurrentLogAnnotations)
-        lines.push({
-          level: options.logLevel,
-          text: Array.isArray(options.message) ? options.message.map(String).join(" ") : String(options.message),
-          annotations
-        })
-      })
-      return { lines, layer: Logger.layer([logger]) }
-    }
+    const capture = capturingLogs
 
     it.effect("one warning per once-valid credential, however often refused; never the token or digest", () => {
       const logged = capture()

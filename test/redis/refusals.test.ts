@@ -7,33 +7,17 @@
  */
 import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Logger, Redacted, References, Scope } from "effect"
+import { Context, Effect, Layer, Redacted, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { BearerToken, McpSessionRegistry } from "../../src/index.ts"
+import { capturingLogs } from "../support/recording.ts"
 import { advanceRedis, freshPrefix, redisServer, settleRedis } from "../support/stores.ts"
 
 const minutes = (n: number) => n * 60_000
 const server = redisServer()
 const token = (credential: { readonly token: Redacted.Redacted<string> }) => Redacted.value(credential.token)
 
-interface Line {
-  readonly level: string
-  readonly text: string
-  readonly annotations: Record<string, unknown>
-}
-
-const capture = () => {
-  const lines: Array<Line> = []
-  const logger = Logger.make((options) => {
-    const annotations = options.fiber.getRef(References.CurrentLogAnnotations)
-    lines.push({
-      level: options.logLevel,
-      text: Array.isArray(options.message) ? options.message.map(String).join(" ") : String(options.message),
-      annotations
-    })
-  })
-  return { lines, layer: Logger.layer([logger]) }
-}
+const capture = capturingLogs
 
 /** One replica with its own client, logging into `logged`, open until `scope` closes. */
 const replica = (options: McpSessionRegistry.RedisOptions, logged: Layer.Layer<never>, scope: Scope.Scope) =>

@@ -4,7 +4,7 @@
  * attributes, events, messages, causes, annotations) after a session.
  */
 import { inspect } from "node:util"
-import { Logger, References, Tracer } from "effect"
+import { type Layer, Logger, References, Tracer } from "effect"
 
 export const recordingTracer = (): { readonly tracer: Tracer.Tracer; readonly spans: Array<Tracer.NativeSpan> } => {
   const spans: Array<Tracer.NativeSpan> = []
@@ -29,4 +29,24 @@ export const recordingLogger = (): { readonly logger: Logger.Logger<unknown, voi
     }, { depth: 10 }))
   })
   return { logger, lines }
+}
+
+/** One log line as a test reads it: level, message text and annotations. */
+export interface LoggedLine {
+  readonly level: string
+  readonly text: string
+  readonly annotations: Record<string, unknown>
+}
+
+/** A logger layer that keeps each line's level, text and annotations, in order. */
+export const capturingLogs = (): { readonly lines: Array<LoggedLine>; readonly layer: Layer.Layer<never> } => {
+  const lines: Array<LoggedLine> = []
+  const logger = Logger.make((options) => {
+    lines.push({
+      level: options.logLevel,
+      text: Array.isArray(options.message) ? options.message.map(String).join(" ") : String(options.message),
+      annotations: options.fiber.getRef(References.CurrentLogAnnotations)
+    })
+  })
+  return { lines, layer: Logger.layer([logger]) }
 }
