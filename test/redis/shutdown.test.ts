@@ -30,33 +30,26 @@ const layerOn = (url: string) =>
   )
 
 describe("McpSessionRegistry on Redis: shutdown and refused issues", () => {
-  it.live("layerRedis closes within about storeTimeout once a call timed out with Redis stopped", () =>
-    withServer(async (server) => {
-      const scope = Effect.runSync(Scope.make())
-      const context = await Effect.runPromise(Layer.buildWithScope(layerOn(server.url), scope))
-      const registry = context.mapUnsafe.get(McpSessionRegistry.McpSessionRegistry.key) as McpSessionRegistry.McpSessionRegistry["Service"]
-      const issued = await Effect.runPromise(registry.issue({ threadId: "t", providerInstanceId: "p" }))
-      await server.kill()
-      const resolved = await Effect.runPromise(Effect.flip(registry.resolve(Redacted.value(issued.token))))
-      assert.strictEqual(resolved._tag, "StoreUnavailable")
-      const started = Date.now()
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-      assert.isBelow(Date.now() - started, 4 * storeTimeout)
-    }))
-
-  it.live("layerRedis closes within about storeTimeout once a call timed out with Redis frozen", () =>
-    withServer(async (server) => {
-      const scope = Effect.runSync(Scope.make())
-      const context = await Effect.runPromise(Layer.buildWithScope(layerOn(server.url), scope))
-      const registry = context.mapUnsafe.get(McpSessionRegistry.McpSessionRegistry.key) as McpSessionRegistry.McpSessionRegistry["Service"]
-      const issued = await Effect.runPromise(registry.issue({ threadId: "t", providerInstanceId: "p" }))
-      server.freeze()
-      const resolved = await Effect.runPromise(Effect.flip(registry.resolve(Redacted.value(issued.token))))
-      assert.strictEqual(resolved._tag, "StoreUnavailable")
-      const started = Date.now()
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-      assert.isBelow(Date.now() - started, 4 * storeTimeout)
-    }))
+  // Redis stopped refuses connections; frozen, it accepts and never answers.
+  const outages: ReadonlyArray<readonly [string, (server: Awaited<ReturnType<typeof startRedisServer>>) => unknown]> = [
+    ["stopped", (server) => server.kill()],
+    ["frozen", (server) => server.freeze()]
+  ]
+  for (const [outage, begin] of outages) {
+    it.live(`layerRedis closes within about storeTimeout once a call timed out with Redis ${outage}`, () =>
+      withServer(async (server) => {
+        const scope = Effect.runSync(Scope.make())
+        const context = await Effect.runPromise(Layer.buildWithScope(layerOn(server.url), scope))
+        const registry = context.mapUnsafe.get(McpSessionRegistry.McpSessionRegistry.key) as McpSessionRegistry.McpSessionRegistry["Service"]
+        const issued = await Effect.runPromise(registry.issue({ threadId: "t", providerInstanceId: "p" }))
+        await begin(server)
+        const resolved = await Effect.runPromise(Effect.flip(registry.resolve(Redacted.value(issued.token))))
+        assert.strictEqual(resolved._tag, "StoreUnavailable")
+        const started = Date.now()
+        await Effect.runPromise(Scope.close(scope, Exit.void))
+        assert.isBelow(Date.now() - started, 4 * storeTimeout)
+      }))
+  }
 
   it.live("a Promise registry's close() settles within about storeTimeout once a lookup timed out", () =>
     withServer(async (server) => {
