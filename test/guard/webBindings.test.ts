@@ -6,11 +6,9 @@
  * other request's token and Host.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { serve } from "@hono/node-server"
-import type { Server } from "node:http"
-import type { AddressInfo } from "node:net"
-import { type NodeBindings, webGuard } from "../../src/guard/index.ts"
+import { webGuard } from "../../src/guard/index.ts"
 import { createRegistry, type Registry, reveal } from "../../src/promise/index.ts"
+import { listenHono } from "../support/http.ts"
 
 describe("webGuard: bindings that are not the Request's own", () => {
   it("refuses a Request without credentials even when bindings of another request carry a valid token", async () => {
@@ -32,7 +30,7 @@ describe("webGuard: bindings that are not the Request's own", () => {
 
   describe("on a real @hono/node-server", () => {
     let registry: Registry
-    let server: Server
+    let server: Awaited<ReturnType<typeof listenHono>>
     let port: number
     let token: string
     // What the server does with the request before the guard sees it, by path.
@@ -57,22 +55,16 @@ describe("webGuard: bindings that are not the Request's own", () => {
       registry = await createRegistry()
       token = reveal((await registry.issue({ threadId: "t", providerInstanceId: "codex" })).token)
       const guard = webGuard(registry)
-      server = serve({
-        hostname: "127.0.0.1",
-        port: 0,
-        fetch: async (request: Request, env: NodeBindings) => {
-          const [path, mode] = new URL(request.url).pathname.split("/").slice(1)
-          const served = rewrites[`/${path}`]!(request)
-          if (mode === "handle") return guard.handle(served, () => new Response("ran"), env)
-          const outcome = await guard.check(served, env)
-          return outcome instanceof Response ? outcome : new Response("ok")
-        }
-      }) as Server
-      await new Promise((resolve) => server.once("listening", resolve))
-      port = (server.address() as AddressInfo).port
+      server = await listenHono(async (request, env) => {
+        const [path, mode] = new URL(request.url).pathname.split("/").slice(1)
+        const served = rewrites[`/${path}`]!(request)
+        if (mode === "handle") return guard.handle(served, () => new Response("ran"), env)
+        const outcome = await guard.check(served, env)
+        return outcome instanceof Response ? outcome : new Response("ok")
+      })
+      port = server.port
     })
     afterAll(async () => {
-      server.closeAllConnections()
       server.close()
       await registry.close()
     })

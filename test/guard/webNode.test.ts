@@ -4,13 +4,12 @@
  * Node's raw headers, over real sockets on 127.0.0.1.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { serve } from "@hono/node-server"
-import type { IncomingMessage, Server } from "node:http"
-import type { AddressInfo } from "node:net"
+import type { IncomingMessage } from "node:http"
 import * as Net from "node:net"
 import { type GuardRegistry, type NodeBindings, webGuard } from "../../src/guard/index.ts"
 import { BearerToken } from "../../src/index.ts"
 import { createRegistry, type Registry, reveal } from "../../src/promise/index.ts"
+import { listenHono } from "../support/http.ts"
 
 // Whether `@hono/node-server` has built this request's Web headers (it keeps
 // them under a Symbol of its own once asked for them).
@@ -43,7 +42,7 @@ const raw = (port: number, head: string, body?: string) =>
 
 describe("webGuard with @hono/node-server's bindings", () => {
   let registry: Registry
-  let server: Server
+  let server: Awaited<ReturnType<typeof listenHono>>
   let port: number
   let token: string
   // Whether the guard was given the bindings and, if so, whether it still had
@@ -53,26 +52,20 @@ describe("webGuard with @hono/node-server's bindings", () => {
     registry = await createRegistry()
     token = reveal((await registry.issue({ threadId: "t", providerInstanceId: "codex" })).token)
     const guard = webGuard(registry)
-    server = serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch: async (request: Request, env: NodeBindings) => {
-        // Asked of the Node request: asking the Web one would build its headers.
-        const bindings = (env.incoming as IncomingMessage).headers["x-bindings"] === "no" ? undefined : env
-        if (new URL(request.url).pathname === "/handle") {
-          seen.push(bindings === undefined ? "without" : "with, raw")
-          return guard.handle(request, () => new Response("ran"), bindings)
-        }
-        const outcome = await guard.check(request, bindings)
-        seen.push(bindings === undefined ? "without" : webHeadersBuilt(request) ? "with, web" : "with, raw")
-        return outcome instanceof Response ? outcome : new Response("ok")
+    server = await listenHono(async (request, env) => {
+      // Asked of the Node request: asking the Web one would build its headers.
+      const bindings = (env.incoming as IncomingMessage).headers["x-bindings"] === "no" ? undefined : env
+      if (new URL(request.url).pathname === "/handle") {
+        seen.push(bindings === undefined ? "without" : "with, raw")
+        return guard.handle(request, () => new Response("ran"), bindings)
       }
-    }) as Server
-    await new Promise((resolve) => server.once("listening", resolve))
-    port = (server.address() as AddressInfo).port
+      const outcome = await guard.check(request, bindings)
+      seen.push(bindings === undefined ? "without" : webHeadersBuilt(request) ? "with, web" : "with, raw")
+      return outcome instanceof Response ? outcome : new Response("ok")
+    })
+    port = server.port
   })
   afterAll(async () => {
-    server.closeAllConnections()
     server.close()
     await registry.close()
   })
@@ -157,21 +150,16 @@ describe("webGuard with @hono/node-server's bindings", () => {
     const done = new Promise<string>((r) => (handled = r))
     let arrived: () => void = () => {}
     const inServer = new Promise<void>((r) => (arrived = r))
-    const late = serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch: async (request: Request, env: NodeBindings) => {
-        const outgoing = env.outgoing as unknown as { closed: boolean; once: (e: "close", f: () => void) => void }
-        arrived()
-        if (!outgoing.closed) await new Promise<void>((r) => outgoing.once("close", r))
-        const response = await guard.handle(request, () => new Response("ran"), env)
-        handled(`${response.status} ${events.join(",")}`)
-        return response
-      }
-    }) as Server
-    await new Promise((resolve) => late.once("listening", resolve))
+    const late = await listenHono(async (request, env) => {
+      const outgoing = env.outgoing as unknown as { closed: boolean; once: (e: "close", f: () => void) => void }
+      arrived()
+      if (!outgoing.closed) await new Promise<void>((r) => outgoing.once("close", r))
+      const response = await guard.handle(request, () => new Response("ran"), env)
+      handled(`${response.status} ${events.join(",")}`)
+      return response
+    })
     try {
-      const latePort = (late.address() as AddressInfo).port
+      const latePort = late.port
       const socket = Net.connect(latePort, "127.0.0.1")
       socket.on("error", () => {})
       socket.on("connect", () =>
@@ -180,7 +168,6 @@ describe("webGuard with @hono/node-server's bindings", () => {
       socket.destroy()
       assert.strictEqual(await done, "200 begin,end")
     } finally {
-      late.closeAllConnections()
       late.close()
     }
   })
@@ -204,26 +191,21 @@ describe("webGuard with @hono/node-server's bindings", () => {
     const released = new Promise<void>((r) => (release = r))
     let started: () => void = () => {}
     const streaming = new Promise<void>((r) => (started = r))
-    const streamed = serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch: (request: Request, env: NodeBindings) =>
-        guard.handle(request, () =>
-          new Response(
-            new ReadableStream<Uint8Array>({
-              async start(controller) {
-                controller.enqueue(new TextEncoder().encode("one "))
-                started()
-                await released
-                controller.enqueue(new TextEncoder().encode("two"))
-                controller.close()
-              }
-            })
-          ), env)
-    }) as Server
-    await new Promise((resolve) => streamed.once("listening", resolve))
+    const streamed = await listenHono((request, env) =>
+      guard.handle(request, () =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            async start(controller) {
+              controller.enqueue(new TextEncoder().encode("one "))
+              started()
+              await released
+              controller.enqueue(new TextEncoder().encode("two"))
+              controller.close()
+            }
+          })
+        ), env))
     try {
-      const streamedPort = (streamed.address() as AddressInfo).port
+      const streamedPort = streamed.port
       const answer = raw(
         streamedPort,
         `GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:${streamedPort}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`
@@ -236,7 +218,6 @@ describe("webGuard with @hono/node-server's bindings", () => {
       await callEnded
       assert.deepStrictEqual(events, ["begin", "end"])
     } finally {
-      streamed.closeAllConnections()
       streamed.close()
     }
   })

@@ -4,8 +4,11 @@
  * the guard must refuse. Every request uses its own connection, so a server
  * shuts down without waiting for idle keep-alive sockets.
  */
-import * as Http from "node:http"
+import { serve } from "@hono/node-server"
 import { Effect } from "effect"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import type { NodeBindings } from "../../src/guard/index.ts"
 
 /** What came back. */
 export interface RawResponse {
@@ -52,3 +55,18 @@ export const mcpPostHeaders = {
   "content-type": "application/json",
   "accept": "application/json, text/event-stream"
 } as const
+
+/** A `@hono/node-server` listening on 127.0.0.1 at a free port, and how to stop it at once. */
+export const listenHono = async (
+  fetch: (request: Request, env: NodeBindings) => Response | Promise<Response>
+): Promise<{ readonly port: number; readonly close: () => void }> => {
+  const server = serve({ hostname: "127.0.0.1", port: 0, fetch }) as Http.Server
+  await new Promise((resolve) => server.once("listening", resolve))
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => {
+      server.closeAllConnections()
+      server.close()
+    }
+  }
+}
