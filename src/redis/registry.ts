@@ -547,6 +547,20 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       cache.delete(digest)
     }
   }
+  // A revoke that returned drops what it names from the cache whatever its
+  // reply says: an earlier attempt that timed out may have applied unseen.
+  const uncacheThread = (threadId: string) => {
+    for (const [digest, entry] of cache) {
+      if (entry.scope.threadId === threadId) {
+        cache.delete(digest)
+        cacheIds.delete(entry.scope.credentialId)
+      }
+    }
+  }
+  const uncacheAll = () => {
+    cache.clear()
+    cacheIds.clear()
+  }
   const remember = (digest: string, scope: CredentialScope, now: number) => {
     if (cache.size >= redisConfig.cacheMaxEntries && !cache.has(digest)) {
       const oldest = cache.keys().next()
@@ -832,6 +846,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         call("revoke", evalRevoke(common(now), suffix, reason)),
         (reply) => {
           liveSeen = Number(reply[1])
+          if (cacheMillis !== undefined) uncache(credentialId)
           return waitFor(removedHere(reply[2]), Number(reply[0]) === 1)
         }
       )
@@ -855,6 +870,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       const now = nowMillis()
       return Effect.flatMap(call("revokeThread", evalRevokeThread(common(now), threadId, "session-stopped")), (reply) => {
         liveSeen = Number(reply[1])
+        if (cacheMillis !== undefined) uncacheThread(threadId)
         return waitFor(removedHere(reply[2]), Number(reply[0]))
       })
     }).pipe(Effect.withSpan("McpSessionRegistry.revokeThread"))
@@ -875,6 +891,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         // records forgotten by TTL) removes nothing, with live ones behind it.
         if (Number(reply[1]) < batchSize) break
       }
+      if (cacheMillis !== undefined) uncacheAll()
       return revoked
     })
 
@@ -1016,12 +1033,14 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     } catch {
       return
     }
-    if (!Array.isArray(parsed) || parsed[0] === replicaId || closed) return
+    if (!Array.isArray(parsed) || closed) return
     const events = eventsOf(parsed[1])
     if (events.length === 0) return
     removalsSeen++
+    // This replica's own removals too: one whose reply came too late (a
+    // frozen Redis that thawed) is heard of only here.
     if (cacheMillis !== undefined) for (const event of events) uncache(event.credential.credentialId)
-    remoteRunner.start(events)
+    if (parsed[0] !== replicaId) remoteRunner.start(events)
   }
   yield* Effect.forkScoped(
     Effect.forever(Effect.map(Queue.take(messages), (message) => heard(message.message))).pipe(
