@@ -399,15 +399,23 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const failed = (operation: string, error: Redis.RedisError): Effect.Effect<never, StoreUnavailable> =>
     Effect.fail(unavailable(operation, reasonOf(error)))
 
-  /** Runs one store call, bounded by `storeTimeout` of real time. */
-  const call: <A>(operation: string, prepared: Prepared<A>) => Effect.Effect<A, StoreUnavailable> = nodeRedis !== undefined
+  /**
+   * Runs one store call, bounded by `storeTimeout` of real time. `late` gets
+   * a reply that came after the call timed out or was interrupted: the script
+   * ran, and the removals it made are this replica's to announce.
+   */
+  const call: <A>(
+    operation: string,
+    prepared: Prepared<A>,
+    late?: (reply: A) => void
+  ) => Effect.Effect<A, StoreUnavailable> = nodeRedis !== undefined
     ? // On NodeRedis, straight to its client: no fiber or abort signal of ours
       // per call, and one timer for all calls in flight (see `deadlines`);
       // they measured as much as the rest of a lookup's client-side work at
       // 64 in flight (node-redis's own per-command timeout, which we turn off,
       // makes a timer that fires for every command). A shared abort signal
       // takes a command that timed out before it was written out of its queue.
-      <A>(operation: string, prepared: Prepared<A>) =>
+      <A>(operation: string, prepared: Prepared<A>, late?: (reply: A) => void) =>
       Effect.callback<A, StoreUnavailable>((resume) => {
         pending++
         const started = performance.now()
@@ -431,7 +439,10 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
         const attempt = (retried: boolean) => {
           nodeRedis.client.sendCommand(prepared.command(), { timeout: 0, abortSignal: controller.signal }).then(
             (value) => {
-              if (waiter.done) return
+              if (waiter.done) {
+                if (late !== undefined && !closed) late(value as A)
+                return
+              }
               stale = false
               settle(Effect.succeed(value as A))
             },
@@ -665,6 +676,15 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const waitFor = <A>(hooks: Fiber.Fiber<void> | undefined, value: A): Effect.Effect<A> =>
     hooks === undefined ? Effect.succeed(value) : Effect.as(Fiber.await(hooks), value)
 
+  // Replies that came too late for their caller (see `call`): the removals in
+  // them ran in Redis, and their hooks run nowhere else.
+  const lateAt = (index: number) => (reply: ReadonlyArray<unknown>): void => void removedHere(reply[index])
+  const late2 = lateAt(2)
+  const late3 = lateAt(3)
+  const lateResolve = (reply: ReadonlyArray<unknown>): void => {
+    if (reply.length === 2) removedHere([reply[1]])
+  }
+
   // Refusals the host can see, as the memory store logs them: one warning per
   // once-valid credential (the script marks its tombstone, so one replica
   // logs it once), and never-valid tokens only counted, summarized at most
@@ -710,7 +730,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       const digest = Buffer.from(key, "latin1")
       const suffix = idOf(digest)
       const removalsBefore = removalsSeen
-      return Effect.flatMap(call("resolve", evalResolve(common(now), suffix, verifierOf(digest), slideOnUse)), (reply) => {
+      return Effect.flatMap(call("resolve", evalResolve(common(now), suffix, verifierOf(digest), slideOnUse), lateResolve), (reply) => {
         const outcome = reply[0]
         if (outcome === "ok") {
           tallies.resolvedTotal.ok++
@@ -783,7 +803,8 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
             replace: checked.replace,
             maxPerThread: Number.isFinite(config.maxCredentialsPerThread) ? config.maxCredentialsPerThread : -1,
             maxCredentials: Number.isFinite(config.maxCredentials) ? config.maxCredentials : -1
-          })
+          }),
+          late2
         ).pipe(
           Effect.tapError((error) => error.reason === "error" ? Effect.void : Effect.sync(() => withdraw(credentialId)))
         ),
@@ -843,7 +864,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       if (suffix === undefined) return Effect.succeed(false)
       const now = nowMillis()
       return Effect.flatMap(
-        call("revoke", evalRevoke(common(now), suffix, reason)),
+        call("revoke", evalRevoke(common(now), suffix, reason), late2),
         (reply) => {
           liveSeen = Number(reply[1])
           if (cacheMillis !== undefined) uncache(credentialId)
@@ -868,7 +889,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     Effect.suspend(() => {
       if (!IssueRequests.isId(threadId)) return Effect.succeed(0)
       const now = nowMillis()
-      return Effect.flatMap(call("revokeThread", evalRevokeThread(common(now), threadId, "session-stopped")), (reply) => {
+      return Effect.flatMap(call("revokeThread", evalRevokeThread(common(now), threadId, "session-stopped"), late2), (reply) => {
         liveSeen = Number(reply[1])
         if (cacheMillis !== undefined) uncacheThread(threadId)
         return waitFor(removedHere(reply[2]), Number(reply[0]))
@@ -882,7 +903,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       let revoked = 0
       while (true) {
         const now = nowMillis()
-        const reply = yield* call("revokeAll", evalRevokeBatch(common(now), reason, batchSize))
+        const reply = yield* call("revokeAll", evalRevokeBatch(common(now), reason, batchSize), late3)
         revoked += Number(reply[0])
         liveSeen = Number(reply[2])
         const hooks = removedHere(reply[3])
@@ -899,7 +920,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     Effect.suspend(() => {
       if (!IssueRequests.isId(threadId)) return Effect.succeed(0)
       const now = nowMillis()
-      return Effect.map(call("touch", evalTouch(common(now), threadId)), (reply) => {
+      return Effect.map(call("touch", evalTouch(common(now), threadId), late2), (reply) => {
         liveSeen = Number(reply[1])
         // Not waited for, as in memory.
         removedHere(reply[2])
@@ -911,7 +932,7 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
     let reclaimed = 0
     while (true) {
       const now = nowMillis()
-      const reply = yield* call("sweep", evalSweepBatch(common(now), batchSize))
+      const reply = yield* call("sweep", evalSweepBatch(common(now), batchSize), late2)
       liveSeen = Number(reply[1])
       const events = reply[2]
       reclaimed += Array.isArray(events) ? events.length : 0
