@@ -8,8 +8,9 @@
  * `caller(extra.authInfo)` names the credential, thread and provider session.
  *
  * The call counts as in flight from the lookup until the response closes
- * (`res` "close": sent in full, or the connection gone), so a credential never
- * goes idle under a long-running tool call.
+ * (`res` "close": sent in full, or the connection gone, even while the lookup
+ * was pending), so a credential never goes idle under a long-running tool
+ * call, and never stays in flight for a client that left.
  *
  * With no `allowedHosts` or `allowedOrigins`, the defaults are the loopback
  * names at the port each request arrived on (`req.socket.localPort`).
@@ -191,7 +192,11 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
       return refuse(res, judged as Rules.Refusal)
     }
     req.auth = toAuthInfo(scope, token, resource)
-    res.on("close", end)
+    // A response that closed while the lookup was pending (the client left
+    // during a remote store's round trip) will not say so again: its call is
+    // over now, or it would stay in flight and the credential never go idle.
+    if (res.closed) end()
+    else res.on("close", end)
     next()
   }
 

@@ -216,6 +216,76 @@ describe("nodeGuard", () => {
     }
   })
 
+  it("ends the call of a client that went away while its lookup was pending (a remote store's round trip)", async () => {
+    const inner = await createRegistry()
+    const events: Array<string> = []
+    let onEnd: () => void = () => {}
+    let answer: () => void = () => {}
+    let asked: () => void = () => {}
+    const lookingUp = new Promise<void>((resolve) => (asked = resolve))
+    // A store whose answer comes only once the test says so, as Redis's does
+    // after a round trip.
+    const slow: GuardRegistry = {
+      lookup: () => {
+        throw new Error("lookupCall is there: lookup must not be called")
+      },
+      beginCall: () => {
+        throw new Error("lookupCall is there: beginCall must not be called")
+      },
+      lookupCall: (token) =>
+        new Promise((resolve) => {
+          answer = () => {
+            const found = inner.lookupCall(token)
+            if (isPromise(found) || "_tag" in found) return resolve(found)
+            events.push("begin")
+            resolve({
+              scope: found.scope,
+              end: () => {
+                found.end()
+                events.push("end")
+                onEnd()
+              }
+            })
+          }
+          asked()
+        })
+    }
+    const guard = nodeGuard(slow)
+    let closed: () => void = () => {}
+    const gone = new Promise<void>((resolve) => (closed = resolve))
+    const served = await listen((req, res) => {
+      res.once("close", closed)
+      guard(req, res, () => {
+        events.push("handler")
+        res.end("done")
+      })
+    })
+    try {
+      const credential = await inner.issue({ threadId: "thread-7", providerInstanceId: "codex" })
+      const request = Http.request({
+        host: "127.0.0.1",
+        port: served.port,
+        path: "/mcp",
+        agent: false,
+        headers: { host: `127.0.0.1:${served.port}`, authorization: Redacted.value(credential.authorizationHeader) }
+      })
+      request.on("error", () => {})
+      request.end()
+      // The client hangs up while the store is still answering.
+      await lookingUp
+      request.destroy()
+      await gone
+      const ended = new Promise<void>((resolve) => (onEnd = resolve))
+      answer()
+      await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 500))])
+      // The call began and ended: nothing is left in flight to keep the credential from going idle.
+      assert.deepStrictEqual(events, ["begin", "end", "handler"])
+    } finally {
+      await served.close()
+      await inner.close()
+    }
+  })
+
   it("finds the credential once through lookupCall where the registry has it, and ends a refused call at once", async () => {
     const inner = await createRegistry()
     const events: Array<string> = []
