@@ -273,7 +273,10 @@ export type CallsInFlight = (
 const trackCalls = (begin: (credentialId: string) => (() => void) | Promise<() => void>): CallsInFlight => (req, res, next) => {
   const credentialId = caller(req.auth)?.credentialId
   if (credentialId !== undefined) {
-    let over = false
+    // A response that closed already (the client left while the token was
+    // being verified, a remote store's round trip) will not say so again: its
+    // call ends as soon as it begins, or it would stay in flight for good.
+    let over = res.closed
     let end: (() => void) | undefined
     const finish = () => {
       over = true

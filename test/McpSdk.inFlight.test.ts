@@ -1,17 +1,20 @@
 /**
  * `McpSdk.callsInFlight` behind the SDK's own `requireBearerAuth`, in a real
  * Express app on 127.0.0.1: a request held open past the idle timeout keeps
- * its credential, and its end is a use.
+ * its credential, and its end is a use; a client that left before the
+ * tracking began leaves nothing in flight.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { requireBearerAuth } from "@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js"
 import express from "express"
+import * as Http from "node:http"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { Effect, Fiber, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import * as McpSdk from "../src/McpSdk.ts"
 import { McpSessionRegistry } from "../src/index.ts"
+import { createRegistry, type Registry } from "../src/promise/index.ts"
 
 const minutes = (n: number) => n * 60_000
 
@@ -81,4 +84,75 @@ describe("McpSdk.callsInFlight", () => {
       assert.isTrue(Option.isNone(during))
       assert.isTrue(Option.isNone(after))
     }))
+})
+
+describe("McpSdk.callsInFlightFromRegistry", () => {
+  it("ends the call of a client that went away while requireBearerAuth was verifying (a remote store's round trip)", async () => {
+    const registry = await createRegistry()
+    const events: Array<string> = []
+    let onEnd: () => void = () => {}
+    let answer: () => void = () => {}
+    let asked: () => void = () => {}
+    const verifying = new Promise<void>((resolve) => (asked = resolve))
+    // A lookup that answers only once the test says so, as Redis's does after
+    // a round trip; the calls it begins are counted.
+    const slow: Pick<Registry, "lookup" | "beginCall"> = {
+      lookup: (token) =>
+        new Promise((resolve) => {
+          answer = () => resolve(registry.lookup(token))
+          asked()
+        }),
+      beginCall: (credentialId) => {
+        const end = registry.beginCall(credentialId)
+        events.push("begin")
+        return () => {
+          end()
+          events.push("end")
+          onEnd()
+        }
+      }
+    }
+    let closed: () => void = () => {}
+    const gone = new Promise<void>((resolve) => (closed = resolve))
+    const app = express()
+    app.use((_req, res, next) => {
+      res.once("close", closed)
+      next()
+    })
+    app.get(
+      "/mcp",
+      requireBearerAuth({ verifier: McpSdk.tokenVerifierFromRegistry(slow) }),
+      McpSdk.callsInFlightFromRegistry(slow),
+      (_req, res) => void res.json({ ok: true })
+    )
+    const server = await new Promise<Server>((resolve) => {
+      const listening = app.listen(0, "127.0.0.1", () => resolve(listening))
+    })
+    try {
+      const credential = await registry.issue({ threadId: "t", providerInstanceId: "codex" })
+      const port = (server.address() as AddressInfo).port
+      const request = Http.request({
+        host: "127.0.0.1",
+        port,
+        path: "/mcp",
+        agent: false,
+        headers: { authorization: Redacted.value(credential.authorizationHeader) }
+      })
+      request.on("error", () => {})
+      request.end()
+      // The client hangs up while the token is being verified.
+      await verifying
+      request.destroy()
+      await gone
+      const ended = new Promise<void>((resolve) => (onEnd = resolve))
+      answer()
+      await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 500))])
+      // The call began and ended: nothing is left in flight to keep the credential from going idle.
+      assert.deepStrictEqual(events, ["begin", "end"])
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await registry.close()
+    }
+  })
 })
