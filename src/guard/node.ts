@@ -33,7 +33,8 @@ export interface Options extends Rules.Options {
   readonly resource?: URL | undefined
   /**
    * Where a lookup that threw or rejected (a defect, refused with 401
-   * `unverifiable`) is reported. Never given the token. Default `console.error`.
+   * `unverifiable`) is reported. Never given the token; a throw from it is
+   * ignored. Default `console.error`.
    */
   readonly onError?: ((error: unknown) => void) | undefined
   /**
@@ -228,9 +229,11 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
   const fail = (rules: Rules.Rules, res: ServerResponse, error: unknown): void => {
     try {
       onError(error)
-    } finally {
-      refuse(res, rules.refusals.unverifiable)
+    } catch {
+      // A failing reporter must not escape the guard: thrown from the
+      // middleware or a lookup's Promise, it would crash a node:http server.
     }
+    refuse(res, rules.refusals.unverifiable)
   }
 
   return (req, res, next) => {

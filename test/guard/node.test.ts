@@ -379,6 +379,48 @@ describe("nodeGuard", () => {
     }
   })
 
+  it("a reporter that throws changes nothing: the lookup's failure is still the 401, and nothing escapes the guard", async () => {
+    const token = BearerToken.mint()
+    const escaped: Array<unknown> = []
+    const onRejection = (error: unknown) => void escaped.push(error)
+    process.on("unhandledRejection", onRejection)
+    const failing = [
+      { lookup: () => Promise.reject(new Error("gone")), beginCall: () => () => {} },
+      {
+        lookup: () => {
+          throw new Error("gone")
+        },
+        beginCall: () => () => {}
+      }
+    ] satisfies ReadonlyArray<GuardRegistry>
+    const servers = await Promise.all(failing.map((registry) => {
+      const guard = nodeGuard(registry, {
+        onError: () => {
+          throw new Error("the reporter failed")
+        }
+      })
+      return listen((req, res) => {
+        try {
+          guard(req, res, () => whoami(req, res))
+        } catch (error) {
+          escaped.push(error)
+        }
+      })
+    }))
+    try {
+      for (const served of servers) {
+        const response = await get(served.port, "/mcp", { authorization: `Bearer ${token}` })
+        assert.strictEqual(response.status, 401)
+        assert.strictEqual(JSON.parse(response.body).error.data.reason, "unverifiable")
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.deepStrictEqual(escaped, [])
+    } finally {
+      process.off("unhandledRejection", onRejection)
+      await Promise.all(servers.map((served) => served.close()))
+    }
+  })
+
   it("mounted in Express: reads the target as sent (originalUrl), and works over an Effect registry", async () => {
     await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const service = Context.get(yield* Layer.build(McpSessionRegistry.layer()), McpSessionRegistry.McpSessionRegistry)
