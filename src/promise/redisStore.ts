@@ -137,7 +137,9 @@ export const layerOf = async (
   if (redis !== null && typeof redis === "object" && "client" in redis) {
     const client = redis.client
     if (client === null || typeof client !== "object" || typeof client.sendCommand !== "function") {
-      return refused(configError("store.redis.client", String(client), "must be a node-redis client"))
+      // Its type only: a string here is most likely a Redis URL, password and all.
+      const shown = client === null ? "null" : `<${typeof client}>`
+      return refused(configError("store.redis.client", shown, "must be a node-redis client"))
     }
     return McpSessionRegistry.layerRedis(options).pipe(Layer.provide(fromClient(client)))
   }

@@ -124,6 +124,12 @@ describe("createRegistry on Redis", () => {
     // A URL's password never reaches the error.
     const hidden = await rejection(createRegistry({ store: { redis: { url: "http://user:s3cret@host" } } }))
     assert.notInclude(String(hidden), "s3cret")
+    // Nor does the URL given where the client belongs (a REDIS_URL passed as `client`).
+    const misplaced = await rejection(createRegistry({ store: { redis: { client: "redis://user:s3cret@host" as never } } }))
+    assert.instanceOf(misplaced, RegistryConfig.RegistryConfigError)
+    assert.strictEqual((misplaced as RegistryConfig.RegistryConfigError).option, "store.redis.client")
+    assert.notInclude(String(misplaced), "s3cret")
+    assert.notInclude(JSON.stringify(misplaced), "s3cret")
   })
 
   it("rejects with StoreUnavailable while Redis does not answer", async () => {
