@@ -126,6 +126,9 @@ const readBody = (
     chunks.push(chunk)
   }
   const onEnd = () => {
+    // An empty body (chunked, or `Content-Length: 00`) is no body, as
+    // `Content-Length: 0` is: not a parse error.
+    if (size === 0) return done()
     const text = Buffer.concat(chunks, size).toString("utf8")
     try {
       req.body = JSON.parse(text)

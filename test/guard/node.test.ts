@@ -8,7 +8,7 @@ import { caller, fromService, type GuardedRequest, type GuardRegistry, nodeGuard
 import { BearerToken, McpHttpServer, McpSessionRegistry } from "../../src/index.ts"
 import { createRegistry, type Registry, StoreUnavailable } from "../../src/promise/index.ts"
 import { pool } from "../hardening/rawClient.ts"
-import { rawRequest } from "../support/http.ts"
+import { type RawHeaders, rawRequest } from "../support/http.ts"
 
 const isPromise = <A>(value: A | PromiseLike<A>): value is PromiseLike<A> =>
   typeof (value as { then?: unknown }).then === "function"
@@ -104,6 +104,22 @@ describe("nodeGuard over the Promise registry (node:http)", () => {
       assert.strictEqual(JSON.parse(absolute!.body).error.data.reason, "host")
     } finally {
       connections.close()
+    }
+  })
+
+  it("takes an empty chunked body for no body, as it takes Content-Length: 0", async () => {
+    const credential = await registry.issue({ threadId: "thread-8", providerInstanceId: "codex" })
+    const authorization = Redacted.value(credential.authorizationHeader)
+    const framings: ReadonlyArray<RawHeaders> = [{ "content-length": "0" }, { "content-length": "00" }, { "transfer-encoding": "chunked" }]
+    for (const framing of framings) {
+      const response = await Effect.runPromise(rawRequest({
+        port: served.port,
+        path: "/mcp",
+        method: "DELETE",
+        headers: { host: `127.0.0.1:${served.port}`, authorization, ...framing }
+      }))
+      assert.strictEqual(response.status, 200, `${JSON.stringify(framing)}: ${response.body}`)
+      assert.strictEqual(JSON.parse(response.body).caller.threadId, "thread-8")
     }
   })
 })
