@@ -105,7 +105,10 @@ export interface WebGuard {
   readonly check: (request: Request, node?: NodeBindings | undefined) => Caller | Response | Promise<Caller | Response>
   /**
    * `check`, then `handler` for an authenticated request, with the call in
-   * flight until the handler's response body has ended. On
+   * flight until the handler's response body has ended. The token is looked
+   * up once the body is in: read by `handle` (bounded by `maxBodySize`), or
+   * already, by a middleware before it (then `request` is passed on as it
+   * is). On
    * `@hono/node-server`, pass its bindings (`c.env`) too: the call then ends
    * when the Node response closes.
    */
@@ -310,7 +313,9 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
     // The lookup waits for the whole body: a credential revoked while the body
     // was arriving must not run the request. (GET and HEAD have none; asking
     // would make some servers build the request's body stream for nothing.)
-    if (request.method !== "GET" && request.method !== "HEAD" && request.body !== null) {
+    // A body a middleware read already (Hono's `c.req.json()`) is complete,
+    // and cannot be read again: reading it would throw, a 500.
+    if (request.method !== "GET" && request.method !== "HEAD" && !request.bodyUsed && request.body !== null) {
       const read = await readBounded(request, maxBodySize, rules.refusals["body-too-large"])
       if (read instanceof Response) return read
       request = new Request(request.url, { method: request.method, headers: request.headers, body: read, signal: request.signal })

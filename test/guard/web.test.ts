@@ -1,8 +1,10 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Redacted } from "effect"
-import { caller, type GuardRegistry, webGuard } from "../../src/guard/index.ts"
+import { Hono } from "hono"
+import { caller, type GuardRegistry, type NodeBindings, webGuard } from "../../src/guard/index.ts"
 import { BearerToken } from "../../src/index.ts"
 import { createRegistry, type CredentialScope as Credential, type Registry, StoreUnavailable } from "../../src/promise/index.ts"
+import { listenHono } from "../support/http.ts"
 
 const port = 8787
 const origin = `http://127.0.0.1:${port}`
@@ -192,5 +194,47 @@ describe("webGuard over the Promise registry", () => {
     assert.strictEqual((unverifiable as Response).status, 401)
     assert.strictEqual((await bodyOf(unverifiable as Response)).error.data.reason, "unverifiable")
     assert.strictEqual(errors.length, 1)
+  })
+})
+
+describe("webGuard.handle behind a middleware that read the body (Hono's c.req.json())", () => {
+  it("looks the token up at once instead of reading the body again (a 500), with and without the bindings", async () => {
+    const registry = await createRegistry()
+    const guard = webGuard(registry)
+    const seen: Array<unknown> = []
+    const app = new Hono<{ Bindings: NodeBindings }>()
+    // A validating middleware before the guard: the body is read in full.
+    app.use("*", async (c, next) => {
+      seen.push(await c.req.json())
+      await next()
+    })
+    app.post("/bound", (c) => guard.handle(c.req.raw, (_request, { credential }) => new Response(credential.threadId), c.env))
+    app.post("/plain", (c) => guard.handle(c.req.raw, (_request, { credential }) => new Response(credential.threadId)))
+    const server = await listenHono((request, env) => app.fetch(request, env))
+    try {
+      const credential = await registry.issue({ threadId: "thread-9", providerInstanceId: "codex" })
+      const authorization = Redacted.value(credential.authorizationHeader)
+      const post = (path: string) =>
+        fetch(`http://127.0.0.1:${server.port}${path}`, {
+          method: "POST",
+          headers: { authorization, "content-type": "application/json" },
+          body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+        })
+      for (const path of ["/bound", "/plain"]) {
+        const response = await post(path)
+        assert.strictEqual(response.status, 200, path)
+        assert.strictEqual(await response.text(), "thread-9", path)
+      }
+      assert.deepStrictEqual(seen, [{ jsonrpc: "2.0", id: 1, method: "ping" }, { jsonrpc: "2.0", id: 1, method: "ping" }])
+      await registry.revoke(credential.credentialId)
+      for (const path of ["/bound", "/plain"]) {
+        const refused = await post(path)
+        assert.strictEqual(refused.status, 401, path)
+        assert.strictEqual((await bodyOf(refused)).error.data.reason, "revoked", path)
+      }
+    } finally {
+      server.close()
+      await registry.close()
+    }
   })
 })
