@@ -532,7 +532,15 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
     sweep
   })
 
-  SyncLookup.attach(service, { lookup, beginCall, lookupCall })
+  const isLive = (token: string): boolean => {
+    const at = clock.currentTimeMillisUnsafe()
+    return typeof token === "string" && store.isLive(token, at)
+  }
+
+  const sync: SyncLookup.SyncLookup = { lookup, beginCall, lookupCall, isLive }
+  SyncLookup.attach(service, sync)
+  // `guard.fromService` hands this very object to the guards.
+  SyncLookup.attachLiveCheck(sync, isLive)
 
   const registrations = Metrics.register(tallies(store, clock), yield* Effect.context<never>())
   yield* Effect.addFinalizer(() =>

@@ -577,7 +577,8 @@ describe("McpBearerAuth", () => {
             counts.lookupCall++
             const found = sync.lookupCall(token)
             return "_tag" in found ? found : { scope: found.scope, end: () => (counts.ended++, found.end()) }
-          }
+          },
+          isLive: sync.isLive
         })
         return counted
       })

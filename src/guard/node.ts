@@ -19,6 +19,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { CredentialScope } from "../Credential.ts"
+import * as SyncLookup from "../internal/syncLookup.ts"
 import { type AuthInfo, toAuthInfo } from "./authInfo.ts"
 import type { CallLookup, GuardRegistry, Lookup } from "./registry.ts"
 import * as Rules from "./rules.ts"
@@ -178,6 +179,7 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
   }
   const resource = options?.resource
   const lookupCall = registry.lookupCall
+  const isLive = SyncLookup.liveCheck(registry)
   const onError = options?.onError ?? defaultOnError
   const maxBodySize = options?.maxBodySize ?? Rules.defaultMaxBodySize
 
@@ -246,8 +248,12 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
     const checked = rules.checkRaw(target, req.rawHeaders)
     if (typeof checked !== "string") return refuse(res, checked)
     // The lookup waits for the whole body: a credential revoked while the body
-    // was arriving must not run the request.
-    if (bodyPending(req)) return readBody(rules, req, res, maxBodySize, () => resolve(rules, checked, req, res, next))
+    // was arriving must not run the request. A token that is not live now is
+    // refused before the body is read, so only a credential's holder can make
+    // the server hold a body.
+    if (bodyPending(req) && (isLive === undefined || isLive(checked))) {
+      return readBody(rules, req, res, maxBodySize, () => resolve(rules, checked, req, res, next))
+    }
     resolve(rules, checked, req, res, next)
   }
 

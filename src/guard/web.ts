@@ -20,6 +20,7 @@
  * @since 0.1.0
  */
 import type { CredentialScope } from "../Credential.ts"
+import * as SyncLookup from "../internal/syncLookup.ts"
 import { type AuthInfo, toAuthInfo } from "./authInfo.ts"
 import type { CallLookup, GuardRegistry, Lookup } from "./registry.ts"
 import * as Rules from "./rules.ts"
@@ -230,6 +231,7 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
   if (rules instanceof Rules.GuardConfigError) throw rules
   const resource = options?.resource
   const lookupCall = registry.lookupCall
+  const isLive = SyncLookup.liveCheck(registry)
   const onError = options?.onError ?? defaultOnError
   const maxBodySize = options?.maxBodySize ?? Rules.defaultMaxBodySize
 
@@ -314,8 +316,13 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
     // was arriving must not run the request. (GET and HEAD have none; asking
     // would make some servers build the request's body stream for nothing.)
     // A body a middleware read already (Hono's `c.req.json()`) is complete,
-    // and cannot be read again: reading it would throw, a 500.
-    if (request.method !== "GET" && request.method !== "HEAD" && !request.bodyUsed && request.body !== null) {
+    // and cannot be read again: reading it would throw, a 500. A token that
+    // is not live now is refused before the body is read, so only a
+    // credential's holder can make the server hold a body.
+    if (
+      request.method !== "GET" && request.method !== "HEAD" && !request.bodyUsed && request.body !== null &&
+      (isLive === undefined || isLive(checked))
+    ) {
       const read = await readBounded(request, maxBodySize, rules.refusals["body-too-large"])
       if (read instanceof Response) return read
       request = new Request(request.url, { method: request.method, headers: request.headers, body: read, signal: request.signal })

@@ -265,6 +265,18 @@ export class Store {
     return entry
   }
 
+  /**
+   * Whether `resolve` would find the token live at `now`, changing nothing:
+   * no use, no reclaim, no count, no log line.
+   */
+  isLive(token: string, now: number, idle: number = this.idleClock(now)): boolean {
+    if (token.length !== BearerToken.length) return false
+    const key = BearerToken.digest(token)
+    if (!BearerToken.checksumMatches(token, key)) return false
+    const entry = this.byDigest.get(key)
+    return entry !== undefined && this.deadReason(entry, now, idle) === undefined
+  }
+
   private neverValid(reason: "missing" | "malformed" | "unknown", now: number): InvalidReason {
     this.resolvedTotal[reason]++
     if (now >= this.neverValidDue) this.onRefusedNeverValid?.(now)

@@ -28,6 +28,12 @@ export interface SyncLookup {
    * a guard does per request, without finding the credential twice.
    */
   readonly lookupCall: (token: string) => LookupCall | InvalidCredential
+  /**
+   * Whether `lookup` would succeed now, as a pure read: no use, no count, no
+   * log line. The guards ask it before they read a request's body, so a
+   * token that is not live never makes the server hold one.
+   */
+  readonly isLive: (token: string) => boolean
 }
 
 /**
@@ -55,3 +61,24 @@ export const attach = (service: object, lookup: SyncLookup): void => {
  * store has none (Redis) or the service was not built by this library.
  */
 export const syncLookup = (service: object): SyncLookup | undefined => lookups.get(service)
+
+// The same check, by the registry objects the guards are given (a Promise
+// registry, or `fromService`'s answer), which are not the service itself.
+const liveChecks = new WeakMap<object, (token: string) => boolean>()
+
+/**
+ * Records that `registry` (an object the guards may be given) answers
+ * `isLive` synchronously.
+ */
+export const attachLiveCheck = (registry: object, isLive: (token: string) => boolean): void => {
+  liveChecks.set(registry, isLive)
+}
+
+/**
+ * The synchronous `isLive` of a registry object the guards were given, or
+ * `undefined` when its store has none (Redis: a second round trip per
+ * request would cost more than the body it spares) or it was built
+ * elsewhere.
+ */
+export const liveCheck = (registry: object): ((token: string) => boolean) | undefined =>
+  liveChecks.get(registry)

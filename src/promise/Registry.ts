@@ -23,7 +23,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type { CredentialInfo, CredentialScope, IssuedCredential } from "../Credential.ts"
 import { InvalidCredential } from "../Credential.ts"
-import { syncLookup } from "../internal/syncLookup.ts"
+import { attachLiveCheck, syncLookup } from "../internal/syncLookup.ts"
 import type { IssueRequest } from "../McpSessionRegistry.ts"
 import { McpSessionRegistry, StoreUnavailable } from "../McpSessionRegistry.ts"
 import type { Hook, Options } from "./options.ts"
@@ -215,7 +215,7 @@ export const createRegistry = async (options?: Options): Promise<Registry> => {
     }
     : sync.lookupCall
 
-  return {
+  const registry: Registry = {
     issue: (request) => run("issue", service.issue(request)),
     resolve,
     lookup,
@@ -245,4 +245,7 @@ export const createRegistry = async (options?: Options): Promise<Registry> => {
     close: () => (closing ??= runtime.dispose()),
     runtime: live
   }
+  // The guards ask it before reading a body (see `SyncLookup.isLive`).
+  if (sync !== undefined) attachLiveCheck(registry, sync.isLive)
+  return registry
 }

@@ -1,14 +1,16 @@
 /**
  * A request whose body completes after its credential was revoked is refused
  * 401 `revoked`, never run: the guard looks the token up once the body is in.
+ * A token that is not live is refused before any of its body is read.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Redacted } from "effect"
+import { Effect, Exit, Redacted, Scope } from "effect"
 import express from "express"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Net from "node:net"
-import { nodeGuard } from "../../src/guard/index.ts"
+import { fromService, nodeGuard, webGuard } from "../../src/guard/index.ts"
+import { BearerToken, McpSessionRegistry } from "../../src/index.ts"
 import { createRegistry } from "../../src/promise/index.ts"
 
 const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "whoami", arguments: {} } })
@@ -29,6 +31,31 @@ const lateBody = (port: number, auth: string, between: () => Promise<unknown>, p
       await new Promise((r) => setTimeout(r, 50))
       await between()
       socket.write(payload)
+    })
+  })
+
+// Sends only the head of a POST that promises a megabyte; resolves with what
+// the server answers before any of that body, or "" if it waits for it.
+const headOnly = (port: number, auth: string) =>
+  new Promise<string>((resolve, reject) => {
+    const socket = Net.connect(port, "127.0.0.1")
+    // A bound on the wait, not time logic: a guard that reads the body first
+    // never answers here.
+    const waited = setTimeout(() => {
+      socket.destroy()
+      resolve("")
+    }, 3000)
+    socket.on("data", (d) => {
+      clearTimeout(waited)
+      socket.destroy()
+      resolve(d.toString())
+    })
+    socket.on("error", reject)
+    socket.on("connect", () => {
+      socket.write(
+        `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: ${auth}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: 1000000\r\n\r\n{`
+      )
     })
   })
 
@@ -116,5 +143,68 @@ describe("webGuard.handle: body after revoke", () => {
       server.close()
       await registry.close()
     }
+  })
+})
+
+describe("the guards read no body for a token that is not live", () => {
+  // Any client can send a well-formed token: the checksum is public.
+  const unknown = `Bearer ${BearerToken.mint()}`
+
+  it("nodeGuard, over the Promise registry and over an Effect one: 401 with the reason, at once", async () => {
+    const registry = await createRegistry()
+    const scope = Scope.makeUnsafe()
+    const service = await Effect.runPromise(Scope.provide(scope)(McpSessionRegistry.make()))
+    for (const guarded of [registry, fromService(service)]) {
+      const guard = nodeGuard(guarded)
+      const served = await serve((req, res) => guard(req, res, () => res.end("ran")))
+      try {
+        const refused = await headOnly(served.port, unknown)
+        assert.match(refused, /^HTTP\/1.1 401/)
+        assert.include(refused, `"reason":"unknown"`)
+      } finally {
+        await served.close()
+      }
+    }
+    const a = await registry.issue({ threadId: "a", providerInstanceId: "codex" })
+    await registry.revoke(a.credentialId)
+    const guard = nodeGuard(registry)
+    const served = await serve((req, res) => guard(req, res, () => res.end("ran")))
+    try {
+      const refused = await headOnly(served.port, Redacted.value(a.authorizationHeader))
+      assert.match(refused, /^HTTP\/1.1 401/)
+      assert.include(refused, `"reason":"revoked"`)
+      // A live token's body is still awaited: the lookup waits for it.
+      const b = await registry.issue({ threadId: "b", providerInstanceId: "codex" })
+      assert.strictEqual(await headOnly(served.port, Redacted.value(b.authorizationHeader)), "")
+    } finally {
+      await served.close()
+      await registry.close()
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  })
+
+  it("webGuard.handle, with and without the @hono/node-server bindings", async () => {
+    const { serve: honoServe } = await import("@hono/node-server")
+    const registry = await createRegistry()
+    const guard = webGuard(registry)
+    for (const withBindings of [false, true]) {
+      const server = honoServe({
+        fetch: (request: Request, env: unknown) =>
+          guard.handle(request, () => new Response("ran"), withBindings ? env as never : undefined),
+        hostname: "127.0.0.1",
+        port: 0
+      }) as Http.Server
+      await new Promise((r) => server.once("listening", r))
+      const port = (server.address() as AddressInfo).port
+      try {
+        const refused = await headOnly(port, unknown)
+        assert.match(refused, /^HTTP\/1.1 401/)
+        assert.include(refused, `"reason":"unknown"`)
+      } finally {
+        server.closeAllConnections()
+        server.close()
+      }
+    }
+    await registry.close()
   })
 })
