@@ -35,8 +35,9 @@ const lateBody = (port: number, auth: string, between: () => Promise<unknown>, p
   })
 
 // Sends only the head of a POST that promises a megabyte; resolves with what
-// the server answers before any of that body, or "" if it waits for it.
-const headOnly = (port: number, auth: string) =>
+// the server answers before any of that body, or "" if it still waits for it
+// after `waitMillis`.
+const headOnly = (port: number, auth: string, waitMillis = 3000) =>
   new Promise<string>((resolve, reject) => {
     const socket = Net.connect(port, "127.0.0.1")
     // A bound on the wait, not time logic: a guard that reads the body first
@@ -44,7 +45,7 @@ const headOnly = (port: number, auth: string) =>
     const waited = setTimeout(() => {
       socket.destroy()
       resolve("")
-    }, 3000)
+    }, waitMillis)
     socket.on("data", (d) => {
       clearTimeout(waited)
       socket.destroy()
@@ -175,7 +176,7 @@ describe("the guards read no body for a token that is not live", () => {
       assert.include(refused, `"reason":"revoked"`)
       // A live token's body is still awaited: the lookup waits for it.
       const b = await registry.issue({ threadId: "b", providerInstanceId: "codex" })
-      assert.strictEqual(await headOnly(served.port, Redacted.value(b.authorizationHeader)), "")
+      assert.strictEqual(await headOnly(served.port, Redacted.value(b.authorizationHeader), 300), "")
     } finally {
       await served.close()
       await registry.close()
