@@ -362,7 +362,16 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
       end()
       throw error
     }
-    if (!onClose) return endingWith(response, end)
+    if (!onClose) {
+      try {
+        return endingWith(response, end)
+      } catch (error) {
+        // Not a Response, or its body locked already: a host's bug that fails
+        // the request, and must not leave its call in flight for good.
+        end()
+        throw error
+      }
+    }
     if (closed) end()
     return response
   }

@@ -128,6 +128,23 @@ describe("webGuard over the Promise registry", () => {
     assert.strictEqual((thrown as Error).message, "handler failed")
     assert.deepStrictEqual(events, ["begin", "end"])
 
+    // A response the guard cannot pass through (its body already locked, or
+    // no Response at all: a host's bug) fails the request, and ends its call:
+    // left open, the credential would never go idle.
+    for (const broken of [
+      () => {
+        const locked = new Response("taken")
+        locked.body!.getReader()
+        return locked
+      },
+      () => "not a Response" as unknown as Response
+    ]) {
+      events.length = 0
+      const failed = await guard.handle(request("/mcp", { authorization }), broken).then(() => undefined, (error: unknown) => error)
+      assert.instanceOf(failed, TypeError)
+      assert.deepStrictEqual(events, ["begin", "end"])
+    }
+
     // A refusal runs no handler and begins nothing.
     events.length = 0
     const refused = await guard.handle(request("/mcp"), () => {
