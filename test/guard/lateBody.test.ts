@@ -12,6 +12,7 @@ import * as Net from "node:net"
 import { fromService, nodeGuard, webGuard } from "../../src/guard/index.ts"
 import { BearerToken, McpSessionRegistry } from "../../src/index.ts"
 import { createRegistry } from "../../src/promise/index.ts"
+import { listenHono } from "../support/http.ts"
 
 const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "whoami", arguments: {} } })
 
@@ -114,22 +115,15 @@ describe("nodeGuard: body after revoke", () => {
 
 describe("webGuard.handle: body after revoke", () => {
   it("refuses 401 revoked, and hands the handler the body of a normal late request", async () => {
-    const { serve: honoServe } = await import("@hono/node-server")
-    const { webGuard } = await import("../../src/guard/index.ts")
     const registry = await createRegistry()
     const guard = webGuard(registry)
     const ran: Array<string> = []
-    const server = honoServe({
-      fetch: (request: Request) =>
-        guard.handle(request, async (req) => {
-          ran.push(await req.text())
-          return new Response("ok")
-        }),
-      hostname: "127.0.0.1",
-      port: 0
-    }) as Http.Server
-    await new Promise((r) => server.once("listening", r))
-    const port = (server.address() as AddressInfo).port
+    const { port, close } = await listenHono((request) =>
+      guard.handle(request, async (req) => {
+        ran.push(await req.text())
+        return new Response("ok")
+      })
+    )
     try {
       const a = await registry.issue({ threadId: "a", providerInstanceId: "codex" })
       const refused = await lateBody(port, Redacted.value(a.authorizationHeader), () => registry.revoke(a.credentialId))
@@ -141,7 +135,7 @@ describe("webGuard.handle: body after revoke", () => {
       assert.match(ok, /^HTTP\/1.1 200/)
       assert.deepStrictEqual(ran, [body])
     } finally {
-      server.close()
+      close()
       await registry.close()
     }
   })
@@ -185,25 +179,18 @@ describe("the guards read no body for a token that is not live", () => {
   })
 
   it("webGuard.handle, with and without the @hono/node-server bindings", async () => {
-    const { serve: honoServe } = await import("@hono/node-server")
     const registry = await createRegistry()
     const guard = webGuard(registry)
     for (const withBindings of [false, true]) {
-      const server = honoServe({
-        fetch: (request: Request, env: unknown) =>
-          guard.handle(request, () => new Response("ran"), withBindings ? env as never : undefined),
-        hostname: "127.0.0.1",
-        port: 0
-      }) as Http.Server
-      await new Promise((r) => server.once("listening", r))
-      const port = (server.address() as AddressInfo).port
+      const { port, close } = await listenHono((request, env) =>
+        guard.handle(request, () => new Response("ran"), withBindings ? env : undefined)
+      )
       try {
         const refused = await headOnly(port, unknown)
         assert.match(refused, /^HTTP\/1.1 401/)
         assert.include(refused, `"reason":"unknown"`)
       } finally {
-        server.closeAllConnections()
-        server.close()
+        close()
       }
     }
     await registry.close()
