@@ -248,11 +248,23 @@ export const nodeGuard = (registry: GuardRegistry, options?: Options): Middlewar
     const checked = rules.checkRaw(target, req.rawHeaders)
     if (typeof checked !== "string") return refuse(res, checked)
     // The lookup waits for the whole body: a credential revoked while the body
-    // was arriving must not run the request. A token that is not live now is
-    // refused before the body is read, so only a credential's holder can make
-    // the server hold a body.
-    if (bodyPending(req) && (isLive === undefined || isLive(checked))) {
-      return readBody(rules, req, res, maxBodySize, () => resolve(rules, checked, req, res, next))
+    // was arriving must not run the request.
+    if (bodyPending(req)) {
+      if (isLive === undefined || isLive(checked)) {
+        return readBody(rules, req, res, maxBodySize, () => resolve(rules, checked, req, res, next))
+      }
+      // A token that is not live is refused before its body is read, so only
+      // a credential's holder can make the server take one in. The refusal
+      // closes the connection: left open, Node would read and discard the
+      // unread body for as long as the client sends it.
+      res.setHeader("connection", "close")
+      return resolve(rules, checked, req, res, (error?: unknown) => {
+        // Only a wall clock stepped back between the two reads gets here: the
+        // body is read, bounded, as for any live token.
+        if (error !== undefined) return next(error)
+        res.removeHeader("connection")
+        readBody(rules, req, res, maxBodySize, next)
+      })
     }
     resolve(rules, checked, req, res, next)
   }

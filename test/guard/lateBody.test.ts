@@ -36,21 +36,24 @@ const lateBody = (port: number, auth: string, between: () => Promise<unknown>, p
   })
 
 // Sends only the head of a POST that promises a megabyte; resolves with what
-// the server answers before any of that body, or "" if it still waits for it
-// after `waitMillis`.
+// the server answered before any of that body ("" if it still waits for it
+// after `waitMillis`), and whether it then closed the connection rather than
+// wait for the body to discard it.
 const headOnly = (port: number, auth: string, waitMillis = 3000) =>
-  new Promise<string>((resolve, reject) => {
+  new Promise<{ readonly answer: string; readonly closed: boolean }>((resolve, reject) => {
     const socket = Net.connect(port, "127.0.0.1")
+    let answer = ""
     // A bound on the wait, not time logic: a guard that reads the body first
-    // never answers here.
+    // never answers here, and a server that keeps the connection never ends it.
     const waited = setTimeout(() => {
       socket.destroy()
-      resolve("")
+      resolve({ answer, closed: false })
     }, waitMillis)
-    socket.on("data", (d) => {
+    socket.on("data", (d) => (answer += d.toString()))
+    socket.on("end", () => {
       clearTimeout(waited)
       socket.destroy()
-      resolve(d.toString())
+      resolve({ answer, closed: true })
     })
     socket.on("error", reject)
     socket.on("connect", () => {
@@ -154,8 +157,9 @@ describe("the guards read no body for a token that is not live", () => {
       const served = await serve((req, res) => guard(req, res, () => res.end("ran")))
       try {
         const refused = await headOnly(served.port, unknown)
-        assert.match(refused, /^HTTP\/1.1 401/)
-        assert.include(refused, `"reason":"unknown"`)
+        assert.match(refused.answer, /^HTTP\/1.1 401/)
+        assert.include(refused.answer, `"reason":"unknown"`)
+        assert.isTrue(refused.closed)
       } finally {
         await served.close()
       }
@@ -166,11 +170,12 @@ describe("the guards read no body for a token that is not live", () => {
     const served = await serve((req, res) => guard(req, res, () => res.end("ran")))
     try {
       const refused = await headOnly(served.port, Redacted.value(a.authorizationHeader))
-      assert.match(refused, /^HTTP\/1.1 401/)
-      assert.include(refused, `"reason":"revoked"`)
+      assert.match(refused.answer, /^HTTP\/1.1 401/)
+      assert.include(refused.answer, `"reason":"revoked"`)
+      assert.isTrue(refused.closed)
       // A live token's body is still awaited: the lookup waits for it.
       const b = await registry.issue({ threadId: "b", providerInstanceId: "codex" })
-      assert.strictEqual(await headOnly(served.port, Redacted.value(b.authorizationHeader), 300), "")
+      assert.deepStrictEqual(await headOnly(served.port, Redacted.value(b.authorizationHeader), 300), { answer: "", closed: false })
     } finally {
       await served.close()
       await registry.close()
@@ -187,8 +192,9 @@ describe("the guards read no body for a token that is not live", () => {
       )
       try {
         const refused = await headOnly(port, unknown)
-        assert.match(refused, /^HTTP\/1.1 401/)
-        assert.include(refused, `"reason":"unknown"`)
+        assert.match(refused.answer, /^HTTP\/1.1 401/)
+        assert.include(refused.answer, `"reason":"unknown"`)
+        assert.isTrue(refused.closed)
       } finally {
         close()
       }
