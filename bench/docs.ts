@@ -18,7 +18,7 @@ export const render = (results: Report.Results): string => {
   const tables = Report.render(results).split("\n").slice(1).join("\n").trim()
   // The redis family renders its own table, which the report leaves out.
   const redis = (results as { readonly redis?: RedisFamily.RedisResult }).redis
-  const redisTable = redis === undefined ? [] : ["", RedisFamily.render(redis).trim()]
+  const redisTable = redis === undefined ? [] : ["", RedisFamily.render(redis, m.cpus).trim()]
   return [
     `Machine: ${m.cpus} cores, ${m.model}, ${m.totalMemoryGiB} GiB, ${m.platform}, Node ${m.node}. ` +
     `Median of ${results.timing.rounds} rounds (~${results.timing.batchMillis} ms each, after ` +

@@ -248,11 +248,11 @@ export const redisSaturated = 0.9
 /**
  * The verdict on the replica goal: judged only where the machine had the
  * CPU that 1.6x of one replica's load needs, and Redis had not filled its
- * core.
+ * core. `cores`: the cores of the machine that ran it.
  */
-export const replicaVerdict = (replicas: RedisResult["replicas"]): string =>
+export const replicaVerdict = (replicas: RedisResult["replicas"], cores: number): string =>
   replicas.machineBusyWithOne * replicaGoal > 1
-    ? `not judged: one replica's run kept ${fmt(replicas.machineBusyWithOne * 100)}% of the ${cpus().length} cores busy, ` +
+    ? `not judged: one replica's run kept ${fmt(replicas.machineBusyWithOne * 100)}% of the ${cores} cores busy, ` +
       `and ${replicaGoal}x that needs more`
     : replicas.redisCores >= redisSaturated
     ? `not judged: Redis was the bottleneck (${fmt(replicas.redisCores, 2)} of its core)`
@@ -262,8 +262,8 @@ export const replicaVerdict = (replicas: RedisResult["replicas"]): string =>
 
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
 
-/** The family as Markdown tables. */
-export const render = (result: RedisResult): string =>
+/** The family as Markdown tables; `cores`: the cores of the machine that ran it. */
+export const render = (result: RedisResult, cores: number): string =>
   [
     "### Redis store",
     "",
@@ -277,7 +277,7 @@ export const render = (result: RedisResult): string =>
     } (memory store) | ${fmt(result.guard.ratio, 2)}x | >= 0.6x |`,
     `| two replica processes vs one (req/s) | ${fmt(result.replicas.two)} | ${fmt(result.replicas.one)} (one) | ${
       fmt(result.replicas.ratio, 2)
-    }x | >= ${replicaGoal}x while Redis is not the bottleneck: ${replicaVerdict(result.replicas)} |`,
+    }x | >= ${replicaGoal}x while Redis is not the bottleneck: ${replicaVerdict(result.replicas, cores)} |`,
     `| Redis memory per live credential, ${fmt(result.memory.credentials)} credentials | ${
       fmt(result.memory.bytesPerCredential)
     } B | | | <= 600 B |`

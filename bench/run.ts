@@ -9,6 +9,7 @@
  */
 import * as Effect from "effect/Effect"
 import { writeFileSync } from "node:fs"
+import { cpus } from "node:os"
 import * as BenchDocs from "./docs.ts"
 import * as Flatness from "./flatness.ts"
 import * as Guard from "./guard.ts"
@@ -154,7 +155,7 @@ const main = Effect.gen(function*() {
   }
   const results: Report.Results = { ...partial, goals: Report.goals(partial) }
   console.log(Report.render(results))
-  if (redis !== undefined) console.log(`\n${RedisFamily.render(redis)}`)
+  if (redis !== undefined) console.log(`\n${RedisFamily.render(redis, cpus().length)}`)
   if (out !== "-") writeFileSync(out, JSON.stringify(results, null, 2) + "\n")
   // The committed run is the one docs/benchmarks.md shows.
   if (out === defaultOut) BenchDocs.write(defaultOut)

@@ -118,3 +118,15 @@ describe("npm run bench:compare", () => {
     assert.deepStrictEqual(readdirSync(join(root, "bench")).filter((name) => name.startsWith(".compare-")), [])
   }, 60_000)
 })
+
+describe("the redis family's replica verdict", () => {
+  it("is judged only where the machine had room, and names the cores of the machine that ran it", async () => {
+    const { replicaVerdict } = await import("../bench/redis.ts")
+    const replicas = { one: 20_000, two: 34_000, ratio: 1.7, machineBusyWithOne: 0.4, redisCores: 0.3 }
+    assert.strictEqual(replicaVerdict(replicas, 8), "met")
+    assert.strictEqual(replicaVerdict({ ...replicas, ratio: 1.2 }, 8), "not met")
+    // The page renders a committed run on any machine: the count is the run's.
+    assert.include(replicaVerdict({ ...replicas, machineBusyWithOne: 0.85 }, 2), "not judged: one replica's run kept 85% of the 2 cores busy")
+    assert.include(replicaVerdict({ ...replicas, redisCores: 0.95 }, 8), "not judged: Redis was the bottleneck")
+  })
+})
