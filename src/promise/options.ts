@@ -78,10 +78,11 @@ const refused = (error: RegistryConfig.RegistryConfigError) =>
   Layer.effect(McpSessionRegistry.McpSessionRegistry, Effect.fail(error))
 
 // Names what was given without printing it: a mistyped store object may hold
-// a Redis URL with its password.
+// a Redis URL with its password, and so may a string (`store: REDIS_URL`).
+// Only the one string the option takes is echoed.
 const showStore = (store: unknown): string =>
   typeof store === "string"
-    ? JSON.stringify(store)
+    ? store === "memory" ? JSON.stringify(store) : "<string>"
     : store !== null && typeof store === "object"
     ? `{ ${Object.keys(store).join(", ")} }`
     : String(store)

@@ -130,6 +130,12 @@ describe("createRegistry on Redis", () => {
     assert.strictEqual((misplaced as RegistryConfig.RegistryConfigError).option, "store.redis.client")
     assert.notInclude(String(misplaced), "s3cret")
     assert.notInclude(JSON.stringify(misplaced), "s3cret")
+    // Nor does one given as the store itself (`store: process.env.REDIS_URL`).
+    const asStore = await rejection(createRegistry({ store: "redis://user:s3cret@host:6379" as never }))
+    assert.instanceOf(asStore, RegistryConfig.RegistryConfigError)
+    assert.strictEqual((asStore as RegistryConfig.RegistryConfigError).option, "store")
+    assert.notInclude(String(asStore), "s3cret")
+    assert.notInclude(JSON.stringify(asStore), "s3cret")
   })
 
   it("rejects with StoreUnavailable while Redis does not answer", async () => {
