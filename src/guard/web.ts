@@ -315,10 +315,11 @@ export const webGuard = (registry: GuardRegistry, options?: Options): WebGuard =
     // The lookup waits for the whole body: a credential revoked while the body
     // was arriving must not run the request. (GET and HEAD have none; asking
     // would make some servers build the request's body stream for nothing.)
-    // A body a middleware read already (Hono's `c.req.json()`) is complete,
-    // and cannot be read again: reading it would throw, a 500. A token that
-    // is not live now is refused before the body is read, so only a
-    // credential's holder can make the server hold a body.
+    // A body a middleware read already cannot be read again (that would
+    // throw, a 500); the middlewares that do, such as Hono's `c.req.json()`,
+    // read it in full. A token that is not live now is refused before the
+    // body is read, so only a credential's holder can make the server take
+    // one in.
     if (
       request.method !== "GET" && request.method !== "HEAD" && !request.bodyUsed && request.body !== null &&
       (isLive === undefined || isLive(checked))
