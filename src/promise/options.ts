@@ -79,10 +79,9 @@ const refused = (error: RegistryConfig.RegistryConfigError) =>
 
 // Names what was given without printing it: a mistyped store object may hold
 // a Redis URL with its password, and so may a string (`store: REDIS_URL`).
-// Only the one string the option takes is echoed.
 const showStore = (store: unknown): string =>
   typeof store === "string"
-    ? store === "memory" ? JSON.stringify(store) : "<string>"
+    ? "<string>"
     : store !== null && typeof store === "object"
     ? `{ ${Object.keys(store).join(", ")} }`
     : String(store)
