@@ -253,7 +253,10 @@ end
 
 -- Writes a live credential with the TTL of its deadline. Past the horizon,
 -- the deadline index and the keys that list it move on too, an eighth of the
--- idle timeout further, so most writes touch nothing else.
+-- idle timeout further, so most writes touch nothing else. Those keys keep
+-- an idle timeout more: the horizon is in the clock of the replica that set
+-- it, and a replica whose clock is behind renews the record, by its own, for
+-- that long before its uses pass the horizon again.
 local function save(id, r)
   local deadline = deadlineOf(r)
   if deadline <= tonumber(r[8]) then
@@ -263,7 +266,7 @@ local function save(id, r)
   r[8] = num(deadline + slack)
   redis.call("SET", ck(id), encode(r), "PX", ttlOf(deadline))
   redis.call("ZADD", dk, num(deadline), id)
-  local horizon = ttlOf(tonumber(r[8]))
+  local horizon = ttlOf(tonumber(r[8])) + idleMs
   extend(tk(r[2]), horizon)
   extend(dk, horizon)
 end
