@@ -148,7 +148,7 @@ describe("the guards read no body for a token that is not live", () => {
   // Any client can send a well-formed token: the checksum is public.
   const unknown = `Bearer ${BearerToken.mint()}`
 
-  it("nodeGuard, over the Promise registry and over an Effect one: 401 with the reason, at once", async () => {
+  it("nodeGuard, over the Promise registry and over an Effect one: 401 with the reason at once, and the connection closed", async () => {
     const registry = await createRegistry()
     const scope = Scope.makeUnsafe()
     const service = await Effect.runPromise(Scope.provide(scope)(McpSessionRegistry.make()))
@@ -183,7 +183,7 @@ describe("the guards read no body for a token that is not live", () => {
     }
   })
 
-  it("webGuard.handle, with and without the @hono/node-server bindings", async () => {
+  it("webGuard.handle, with and without the @hono/node-server bindings: 401 at once, and the connection closed", async () => {
     const registry = await createRegistry()
     const guard = webGuard(registry)
     for (const withBindings of [false, true]) {
