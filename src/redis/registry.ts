@@ -620,12 +620,17 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   }
 
   /**
-   * A lookup's answer `["ok", a, u, l, tail]` as a scope; the tail is
-   * `#t|t#p|pc` with lengths in UTF-8 bytes, so text that is not ASCII is
-   * cut on its bytes.
+   * A lookup's answer, the credential's record `v|a|u|l|k|tail`, as a scope;
+   * the tail is `#t|t#p|pc` with lengths in UTF-8 bytes, so text that is not
+   * ASCII is cut on its bytes. Everything before it is ASCII.
    */
-  const scopeOf = (suffix: string, reply: ReadonlyArray<unknown>): CredentialScope => {
-    const tail = String(reply[4])
+  const scopeOf = (suffix: string, record: string): CredentialScope => {
+    // The verifier is 22 characters, then `|`.
+    const afterIssued = record.indexOf("|", 23)
+    const afterUsed = record.indexOf("|", afterIssued + 1)
+    const afterLease = record.indexOf("|", afterUsed + 1)
+    const afterHorizon = record.indexOf("|", afterLease + 1)
+    const tail = record.slice(afterHorizon + 1)
     let threadId: string
     let providerInstanceId: string
     let capabilities: string
@@ -647,7 +652,14 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       providerInstanceId = bytes.toString("utf8", bar2 + 1, providerEnd)
       capabilities = bytes.toString("utf8", providerEnd)
     }
-    return infoOf(suffix, [threadId, providerInstanceId, capabilities, reply[1], reply[2], reply[3]], 0)
+    return infoOf(suffix, [
+      threadId,
+      providerInstanceId,
+      capabilities,
+      record.slice(23, afterIssued),
+      record.slice(afterIssued + 1, afterUsed),
+      record.slice(afterUsed + 1, afterLease)
+    ], 0)
   }
 
   const eventsOf = (removed: unknown): Array<RevocationEvent> => {
@@ -681,8 +693,8 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
   const lateAt = (index: number) => (reply: ReadonlyArray<unknown>): void => void removedHere(reply[index])
   const late2 = lateAt(2)
   const late3 = lateAt(3)
-  const lateResolve = (reply: ReadonlyArray<unknown>): void => {
-    if (reply.length === 2) removedHere([reply[1]])
+  const lateResolve = (reply: string | ReadonlyArray<unknown>): void => {
+    if (typeof reply !== "string" && reply.length === 2) removedHere([reply[1]])
   }
 
   // Refusals the host can see, as the memory store logs them: one warning per
@@ -731,13 +743,13 @@ export const make = Effect.fnUntraced(function*(options?: RedisOptions) {
       const suffix = idOf(digest)
       const removalsBefore = removalsSeen
       return Effect.flatMap(call("resolve", evalResolve(common(now), suffix, verifierOf(digest), slideOnUse), lateResolve), (reply) => {
-        const outcome = reply[0]
-        if (outcome === "ok") {
+        if (typeof reply === "string") {
           tallies.resolvedTotal.ok++
           const scope = scopeOf(suffix, reply)
           if (cacheMillis !== undefined && removalsSeen === removalsBefore) remember(key, scope, now)
           return Effect.succeed(scope)
         }
+        const outcome = reply[0]
         if (outcome !== "revoked" && outcome !== "idle" && outcome !== "expired") return Effect.fail(neverValid("unknown"))
         tallies.resolvedTotal[outcome]++
         if (reply.length === 4) {

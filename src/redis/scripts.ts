@@ -388,13 +388,15 @@ const operation = <R>() =>
 type Reply = ReadonlyArray<unknown>
 
 /**
- * `resolve`: `["ok", a, u, l, tail]` (tail: `#t|t#p|pc`, lengths in UTF-8
- * bytes), `[deadReason, removed]`, or a
+ * `resolve`: the credential's record as it stands after the use (a string,
+ * `v|a|u|l|k|#t|t#p|pc`: one bulk reply is what costs Redis and the client
+ * least, and the fast path sends the record it read as it is),
+ * `[deadReason, removed]`, or a
  * refusal: `[reason]`, or `[reason, leftAs, t, p]` for the first refusal of a
  * tombstone's token (the caller logs it: the mark is set here, atomically,
  * so one replica logs it once). A verifier that does not match is `unknown`.
  */
-export const resolve = operation<Reply>()(
+export const resolve = operation<string | Reply>()(
   "resolve",
   `
 local id = argv[${common + 1}]
@@ -410,14 +412,14 @@ if string.byte(s, 23) == 124 then
     local an, un, ln = tonumber(a), tonumber(u), tonumber(l)
     local e, i = expiresAt(an, un), idleAt(un, ln)
     if now <= i and now <= e then
-      if argv[${common + 3}] ~= "1" or now <= un then return { "ok", a, u, l, string.sub(s, rest) } end
+      if argv[${common + 3}] ~= "1" or now <= un then return s end
       e, i = expiresAt(an, now), idleAt(now, ln)
       local deadline = i
       if e < i then deadline = e end
       if deadline <= tonumber(k) then
-        local t = string.sub(s, rest)
-        redis.call("SET", key, string.sub(s, 1, 23) .. a .. "|" .. nowText .. "|" .. l .. "|" .. k .. "|" .. t, "PX", ttlOf(deadline))
-        return { "ok", a, nowText, l, t }
+        local v = string.sub(s, 1, 23) .. a .. "|" .. nowText .. "|" .. l .. "|" .. k .. "|" .. string.sub(s, rest)
+        redis.call("SET", key, v, "PX", ttlOf(deadline))
+        return v
       end
     end
   end
@@ -439,7 +441,7 @@ if dead then
   return { dead, ev }
 end
 use(id, r)
-return { "ok", r[5], r[6], r[7] or "", tail(r) .. (r[4] or "") }
+return encode(r)
 `,
   (id: string, verifier: string, slide: boolean) => [id, verifier, slide ? "1" : "0"]
 )
