@@ -199,6 +199,12 @@ export const SessionInfo = Tool.make("session_info", {
   }),
   dependencies: [McpBearerAuth.CurrentCredential]
 })
+  // It only reads the caller's own credential: without these, clients are
+  // told the MCP defaults, that it may destroy things and reach the world.
+  .annotate(Tool.Readonly, true)
+  .annotate(Tool.Destructive, false)
+  .annotate(Tool.Idempotent, true)
+  .annotate(Tool.OpenWorld, false)
 
 /**
  * The toolkit holding `SessionInfo`.

@@ -288,6 +288,15 @@ describe("McpHttpServer", () => {
         const client = yield* connect(url, credential)
         const tools = yield* Effect.promise(() => client.listTools())
         assert.includeMembers(tools.tools.map((tool) => tool.name), ["session_info", "greet"])
+        // It reads the caller's own credential and nothing else; unannotated,
+        // clients would be told it may destroy things and reach the world.
+        const sessionInfo = tools.tools.find((tool) => tool.name === "session_info")
+        assert.deepInclude(sessionInfo?.annotations, {
+          readOnlyHint: true,
+          destructiveHint: false,
+          idempotentHint: true,
+          openWorldHint: false
+        })
 
         const info = yield* Effect.promise(() => client.callTool({ name: "session_info", arguments: {} }))
         const scope = info.structuredContent as Record<string, unknown>
