@@ -273,6 +273,55 @@ describe("McpHttpServer at the edge", () => {
       })
     ))
 
+  it.live("a body that is no JSON, a GET, a wrong Accept or Content-Type: each its own 4xx with a JSON-RPC body", () =>
+    withEdge({}, ({ port, registry, dispatched }) =>
+      Effect.gen(function*() {
+        const { open, send } = mcp(port)
+        const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
+        const sessionId = yield* open(a)
+        const headers = (extra: Record<string, string>) => ({
+          ...mcpPostHeaders,
+          host: `127.0.0.1:${port}`,
+          authorization: authorization(a),
+          "mcp-protocol-version": "2025-11-25",
+          "mcp-session-id": sessionId,
+          ...extra
+        })
+        const body = JSON.stringify(call("count"))
+        const cases: ReadonlyArray<readonly [string, ReturnType<typeof rawRequest>, number, string, number]> = [
+          ["no JSON", send(a, "{\"jsonrpc\": \"2.0\", \"id\": 3,", sessionId), 400, "parse-error", -32700],
+          ["empty body", send(a, "", sessionId), 400, "parse-error", -32700],
+          ["GET", send(a, undefined, sessionId, "GET"), 405, "method-not-allowed", -32600],
+          [
+            "Accept without text/event-stream",
+            rawRequest({ port, path: "/mcp", method: "POST", headers: headers({ accept: "text/html" }), body }),
+            406,
+            "not-acceptable",
+            -32600
+          ],
+          [
+            "Content-Type text/plain",
+            rawRequest({ port, path: "/mcp", method: "POST", headers: headers({ "content-type": "text/plain" }), body }),
+            415,
+            "unsupported-media-type",
+            -32600
+          ]
+        ]
+        for (const [name, request, status, reason, code] of cases) {
+          const response = yield* request
+          assert.strictEqual(response.status, status, name)
+          assert.strictEqual(response.headers["cache-control"], "no-store", name)
+          const error = jsonRpcError(response)
+          assert.strictEqual(error.data.reason, reason, name)
+          assert.strictEqual(error.code, code, name)
+          assert.strictEqual(error.data.error, "invalid_request", name)
+          if (status === 405) assert.include(String(response.headers["allow"]), "POST", name)
+        }
+        assert.strictEqual(dispatched(), 0)
+        assert.strictEqual((yield* send(a, call("count"), sessionId)).status, 200)
+      })
+    ))
+
   it.live("what the transport refuses with an empty body (batches, calls outside a session) gets a JSON-RPC body", () =>
     withEdge({}, ({ port, registry, dispatched }) =>
       Effect.gen(function*() {

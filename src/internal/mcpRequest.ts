@@ -1,8 +1,8 @@
 /**
  * What an authenticated MCP POST may carry, checked before the transport sees
  * it: a body of bounded size, read here in full (so a credential revoked
- * while its body was still arriving is asked about again once it is in), and
- * JSON-RPC messages with no member JSON-RPC does not define.
+ * while its body was still arriving is asked about again once it is in), that
+ * is JSON, and JSON-RPC messages with no member JSON-RPC does not define.
  *
  * Effect's transport copies a message's top-level `headers` member over the
  * request's HTTP headers, `Mcp-Session-Id` included, and reads `traceId`,
@@ -46,6 +46,10 @@ export type RefusalReason =
   | "session-limit"
   | "not-found"
   | "transport-refused"
+  | "parse-error"
+  | "method-not-allowed"
+  | "not-acceptable"
+  | "unsupported-media-type"
 
 /** The JSON-RPC error code of each refusal: -32600 (Invalid Request) for a bad request, server codes else. */
 export const refusalCodes: Record<RefusalReason, number> = {
@@ -56,7 +60,11 @@ export const refusalCodes: Record<RefusalReason, number> = {
   "credential-session-limit": -32005,
   "session-limit": -32005,
   "not-found": -32601,
-  "transport-refused": -32600
+  "transport-refused": -32600,
+  "parse-error": -32700,
+  "method-not-allowed": -32600,
+  "not-acceptable": -32600,
+  "unsupported-media-type": -32600
 }
 
 const statuses: Record<RefusalReason, number> = {
@@ -67,7 +75,11 @@ const statuses: Record<RefusalReason, number> = {
   "credential-session-limit": 429,
   "session-limit": 503,
   "not-found": 404,
-  "transport-refused": 400
+  "transport-refused": 400,
+  "parse-error": 400,
+  "method-not-allowed": 405,
+  "not-acceptable": 406,
+  "unsupported-media-type": 415
 }
 
 // An OAuth-style error code, as the guard's refusals carry (`data.error`):
@@ -80,7 +92,11 @@ const errors: Record<RefusalReason, string> = {
   "credential-session-limit": "too_many_sessions",
   "session-limit": "temporarily_unavailable",
   "not-found": "not_found",
-  "transport-refused": "invalid_request"
+  "transport-refused": "invalid_request",
+  "parse-error": "invalid_request",
+  "method-not-allowed": "invalid_request",
+  "not-acceptable": "invalid_request",
+  "unsupported-media-type": "invalid_request"
 }
 
 const messages: Record<RefusalReason, string> = {
@@ -92,7 +108,11 @@ const messages: Record<RefusalReason, string> = {
   "session-limit": "Service unavailable: the server holds as many MCP sessions as it may; retry later",
   "not-found": "Not found",
   "transport-refused":
-    "Invalid Request: the MCP transport refused this request (a call outside a session, or a batch, which it does not serve)"
+    "Invalid Request: the MCP transport refused this request (a call outside a session, or a batch, which it does not serve)",
+  "parse-error": "Parse error: the body is not JSON",
+  "method-not-allowed": "Method not allowed: this endpoint takes only the methods its Allow header lists; it opens no GET stream",
+  "not-acceptable": "Not acceptable: the Accept header must list both application/json and text/event-stream",
+  "unsupported-media-type": "Unsupported media type: the body must be sent as Content-Type: application/json"
 }
 
 /**
@@ -117,6 +137,7 @@ const tooLarge = refusal("body-too-large", true)
 const tooLargeInitialize = refusal("initialize-too-large")
 const invalidMember = refusal("invalid-member")
 const unreadable = refusal("unreadable-body", true)
+const parseError = refusal("parse-error")
 
 /** What JSON-RPC 2.0 defines at the top level of a request, a notification or a response. */
 const members = new Set(["jsonrpc", "id", "method", "params", "result", "error"])
@@ -141,14 +162,15 @@ const inspectMessage = (message: unknown): "member" | "initialize" | undefined =
 
 /**
  * Checks a body's messages: `Checked`, or the refusal to send. A body that is
- * no JSON is left to the transport, which answers a JSON-RPC parse error.
+ * no JSON is refused with a 400 parse error here: Effect's transport would
+ * answer it with a 200.
  */
 export const inspect = (text: string, limits: Limits): Checked | HttpServerResponse.HttpServerResponse => {
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
   } catch {
-    return noInitialize
+    return parseError
   }
   let initialize = false
   for (const message of Array.isArray(parsed) ? parsed : [parsed]) {

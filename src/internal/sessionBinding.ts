@@ -200,19 +200,28 @@ const unauthorized = HttpServerResponse.text(
 const notFoundPath = McpRequest.refusal("not-found")
 const transportRefused = McpRequest.refusal("transport-refused")
 
+// What the transport refuses at the HTTP level, each by its own status, whose
+// headers (such as a 405's `Allow`) it keeps.
+const byStatus: ReadonlyMap<number, HttpServerResponse.HttpServerResponse> = new Map([
+  [405, McpRequest.refusal("method-not-allowed")],
+  [406, McpRequest.refusal("not-acceptable")],
+  [415, McpRequest.refusal("unsupported-media-type")]
+])
+
 // Effect's transport answers some refusals with an empty body: a 400 for a
 // call it finds no session for (every batch element, whatever the header
-// says) and a 404 for a session it has just ended (a call cut off when the
-// revocation grace ran out). A client can show neither, so each gets the
-// JSON-RPC body every other refusal of this server carries.
-const withBody = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse =>
-  response.status < 400 || response.body._tag !== "Empty"
-    ? response
-    : response.status === 404
-    ? notFound
-    : response.status === 400
-    ? transportRefused
-    : HttpServerResponse.setBody(response, transportRefused.body)
+// says), a 404 for a session it has just ended (a call cut off when the
+// revocation grace ran out), a 405 for a GET, a 406 or 415 for the wrong
+// Accept or Content-Type. A client can show none of them, so each gets the
+// JSON-RPC body (and the `Cache-Control`) every other refusal of this server
+// carries.
+const withBody = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
+  if (response.status < 400 || response.body._tag !== "Empty") return response
+  if (response.status === 404) return notFound
+  if (response.status === 400) return transportRefused
+  const refusal = byStatus.get(response.status) ?? transportRefused
+  return HttpServerResponse.setHeader(HttpServerResponse.setBody(response, refusal.body), "cache-control", "no-store")
+}
 const credentialSessionLimit = McpRequest.refusal("credential-session-limit")
 const sessionLimit = McpRequest.refusal("session-limit")
 
