@@ -110,7 +110,13 @@ const call = (name: string, id = 2) => ({ jsonrpc: "2.0", id, method: "tools/cal
 
 /** MCP over `node:http`. */
 const mcp = (port: number) => {
-  const send = (credential: Credential.IssuedCredential, body: unknown, sessionId?: string, method = "POST") =>
+  const send = (
+    credential: Credential.IssuedCredential,
+    body: unknown,
+    sessionId?: string,
+    method = "POST",
+    headers: Record<string, string> = {}
+  ) =>
     rawRequest({
       port,
       path: "/mcp",
@@ -120,7 +126,8 @@ const mcp = (port: number) => {
         host: `127.0.0.1:${port}`,
         authorization: authorization(credential),
         "mcp-protocol-version": "2025-11-25",
-        ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId })
+        ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId }),
+        ...headers
       },
       ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
     })
@@ -279,29 +286,21 @@ describe("McpHttpServer at the edge", () => {
         const { open, send } = mcp(port)
         const a = yield* registry.issue({ threadId: "thread-a", providerInstanceId: "codex" })
         const sessionId = yield* open(a)
-        const headers = (extra: Record<string, string>) => ({
-          ...mcpPostHeaders,
-          host: `127.0.0.1:${port}`,
-          authorization: authorization(a),
-          "mcp-protocol-version": "2025-11-25",
-          "mcp-session-id": sessionId,
-          ...extra
-        })
-        const body = JSON.stringify(call("count"))
+        const count = call("count")
         const cases: ReadonlyArray<readonly [string, ReturnType<typeof rawRequest>, number, string, number]> = [
           ["no JSON", send(a, "{\"jsonrpc\": \"2.0\", \"id\": 3,", sessionId), 400, "parse-error", -32700],
           ["empty body", send(a, "", sessionId), 400, "parse-error", -32700],
           ["GET", send(a, undefined, sessionId, "GET"), 405, "method-not-allowed", -32600],
           [
             "Accept without text/event-stream",
-            rawRequest({ port, path: "/mcp", method: "POST", headers: headers({ accept: "text/html" }), body }),
+            send(a, count, sessionId, "POST", { accept: "text/html" }),
             406,
             "not-acceptable",
             -32600
           ],
           [
             "Content-Type text/plain",
-            rawRequest({ port, path: "/mcp", method: "POST", headers: headers({ "content-type": "text/plain" }), body }),
+            send(a, count, sessionId, "POST", { "content-type": "text/plain" }),
             415,
             "unsupported-media-type",
             -32600
