@@ -193,7 +193,8 @@ export const createRegistry = async (options?: Options): Promise<Registry> => {
     : (token) => {
       if (closing !== undefined) return Promise.reject(new RegistryClosed({ operation: "resolve" }))
       const found = sync.lookup(token)
-      return found instanceof InvalidCredential ? Promise.reject(found) : Promise.resolve(found)
+      // Not `instanceof`: see `resolve` in McpSessionRegistry.ts.
+      return "_tag" in found ? Promise.reject(found) : Promise.resolve(found)
     }
 
   // A remote store tracks calls in flight locally (its `beginCall` is
