@@ -166,7 +166,7 @@ const readBounded = async (request: Request, max: number, tooLarge: Rules.Refusa
 // middleware may have edited). Any other Request, such as one rebuilt with
 // other headers or a sub-request given the outer request's bindings, fails
 // this and is judged by itself.
-const builtFrom = (request: Request, incoming: object): boolean => {
+const scannedFrom = (request: Request, incoming: object): boolean => {
   const symbols = Object.getOwnPropertySymbols(request)
   let found = false
   for (let i = 0; i < symbols.length; i++) {
@@ -175,6 +175,47 @@ const builtFrom = (request: Request, incoming: object): boolean => {
     else if (value instanceof Headers) return false
   }
   return found
+}
+
+// The two Symbols themselves, per prototype (one copy of the server package),
+// or `null` where they could not be told apart. Listing a request's Symbols
+// costs more than the rest of its check, on every request.
+interface Keys {
+  readonly incoming: symbol
+  readonly headers: symbol
+}
+const keysByPrototype = new WeakMap<object, Keys | null>()
+
+// Learnt from a request `scannedFrom` found clean: the one Symbol that holds
+// `incoming`, and the one a request of the same prototype sets to Headers
+// when asked for them. They are asked of a stand-in on an empty Node request,
+// so the request served keeps its headers unbuilt; anything else (no single
+// Symbol of each kind, a getter that throws) leaves the scan to every request.
+const learnKeys = (request: Request, prototype: object, incoming: object): Keys | null => {
+  const held = request as unknown as Record<symbol, unknown>
+  const holding = Object.getOwnPropertySymbols(request).filter((symbol) => held[symbol] === incoming)
+  if (holding.length !== 1) return null
+  const standIn = Object.create(prototype) as Record<symbol, unknown> & { readonly headers: unknown }
+  standIn[holding[0]!] = { headers: {}, rawHeaders: [], url: "/", method: "GET", httpVersionMajor: 1 }
+  try {
+    void standIn.headers
+  } catch {
+    return null
+  }
+  const added = Object.getOwnPropertySymbols(standIn).filter((symbol) => symbol !== holding[0])
+  return added.length === 1 && standIn[added[0]!] instanceof Headers ? { incoming: holding[0]!, headers: added[0]! } : null
+}
+
+const builtFrom = (request: Request, incoming: object): boolean => {
+  const prototype = Object.getPrototypeOf(request) as object
+  const keys = keysByPrototype.get(prototype)
+  if (keys !== undefined && keys !== null) {
+    const held = request as unknown as Record<symbol, unknown>
+    return held[keys.incoming] === incoming && held[keys.headers] === undefined
+  }
+  if (!scannedFrom(request, incoming)) return false
+  if (keys === undefined) keysByPrototype.set(prototype, learnKeys(request, prototype, incoming))
+  return true
 }
 
 const defaultOnError = (error: unknown) => {
