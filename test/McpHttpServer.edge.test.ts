@@ -143,11 +143,14 @@ const mcp = (port: number) => {
 }
 
 /** The JSON-RPC error of a refusal, checked to be one. */
-const jsonRpcError = (response: { readonly body: string; readonly headers: Record<string, unknown> }) => {
+const jsonRpcError = (
+  response: { readonly body: string; readonly headers: Record<string, unknown> },
+  id: string | number | null = null
+) => {
   assert.include(String(response.headers["content-type"]), "application/json")
   const body = JSON.parse(response.body)
   assert.strictEqual(body.jsonrpc, "2.0")
-  assert.strictEqual(body.id, null)
+  assert.strictEqual(body.id, id)
   assert.isNumber(body.error.code)
   // Like the guard's refusals: why, and an OAuth-style code.
   assert.isString(body.error.data.reason)
@@ -355,14 +358,15 @@ describe("McpHttpServer at the edge", () => {
         const b = yield* registry.issue({ threadId: "thread-b", providerInstanceId: "codex" })
         const first = yield* open(a)
         yield* open(a)
-        const perCredential = yield* send(a, initialize())
+        // Refused under the initialize's own id, so a client can match the error to it.
+        const perCredential = yield* send(a, { ...initialize(), id: "open-3" })
         assert.strictEqual(perCredential.status, 429)
-        assert.strictEqual(jsonRpcError(perCredential).data.reason, "credential-session-limit")
+        assert.strictEqual(jsonRpcError(perCredential, "open-3").data.reason, "credential-session-limit")
         assert.isUndefined(perCredential.headers["mcp-session-id"])
         yield* open(b)
-        const global = yield* send(b, initialize())
+        const global = yield* send(b, { ...initialize(), id: 7 })
         assert.strictEqual(global.status, 503)
-        assert.strictEqual(jsonRpcError(global).data.reason, "session-limit")
+        assert.strictEqual(jsonRpcError(global, 7).data.reason, "session-limit")
         // Calls in the open sessions are not initializes: never refused for it.
         assert.strictEqual((yield* send(a, call("count"), first)).status, 200)
         // A DELETE frees a place for its credential, and for everyone.

@@ -120,13 +120,17 @@ const messages: Record<RefusalReason, string> = {
  * `data.reason` and `data.error`, and `Cache-Control: no-store`. `close` also asks the client
  * to close the connection, for a body left unread.
  */
-export const refusal = (reason: RefusalReason, close = false): HttpServerResponse.HttpServerResponse => {
+export const refusal = (
+  reason: RefusalReason,
+  close = false,
+  id: RequestId | null = null
+): HttpServerResponse.HttpServerResponse => {
   const headers: Record<string, string> = { "cache-control": "no-store" }
   if (close) headers["connection"] = "close"
   return HttpServerResponse.text(
     JSON.stringify({
       jsonrpc: "2.0",
-      id: null,
+      id,
       error: { code: refusalCodes[reason], message: messages[reason], data: { reason, error: errors[reason] } }
     }),
     { status: statuses[reason], contentType: "application/json", headers }
@@ -142,14 +146,25 @@ const parseError = refusal("parse-error")
 /** What JSON-RPC 2.0 defines at the top level of a request, a notification or a response. */
 const members = new Set(["jsonrpc", "id", "method", "params", "result", "error"])
 
+/** A JSON-RPC request id. */
+export type RequestId = string | number
+
 /** What a checked body holds, for the session binding. */
 export interface Checked {
   /** Whether a message of it is an `initialize`: it would open a session. */
   readonly initialize: boolean
+  /**
+   * The id of that `initialize`, where it has one: a refusal of it (a
+   * session limit) answers under it, so the client can match the error to
+   * its request.
+   */
+  readonly initializeId?: RequestId | undefined
 }
 
 const noInitialize: Checked = { initialize: false }
 const withInitialize: Checked = { initialize: true }
+
+const isRequestId = (id: unknown): id is RequestId => typeof id === "string" || typeof id === "number"
 
 // Anything but a plain object is left to the transport, which refuses it.
 const inspectMessage = (message: unknown): "member" | "initialize" | undefined => {
@@ -173,10 +188,15 @@ export const inspect = (text: string, limits: Limits): Checked | HttpServerRespo
     return parseError
   }
   let initialize = false
+  let initializeId: RequestId | undefined
   for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
     const found = inspectMessage(message)
     if (found === "member") return invalidMember
-    if (found === "initialize") initialize = true
+    if (found === "initialize" && !initialize) {
+      initialize = true
+      const id = (message as { readonly id?: unknown }).id
+      if (isRequestId(id)) initializeId = id
+    }
   }
   if (!initialize) return noInitialize
   // The length in UTF-16 units bounds the bytes from below; only a body near
@@ -184,7 +204,7 @@ export const inspect = (text: string, limits: Limits): Checked | HttpServerRespo
   if (text.length > limits.maxInitializeSize || Buffer.byteLength(text) > limits.maxInitializeSize) {
     return tooLargeInitialize
   }
-  return withInitialize
+  return initializeId === undefined ? withInitialize : { initialize: true, initializeId }
 }
 
 const isTooLarge = (error: unknown): boolean =>

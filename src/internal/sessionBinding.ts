@@ -222,6 +222,8 @@ const withBody = (response: HttpServerResponse.HttpServerResponse): HttpServerRe
   const refusal = byStatus.get(response.status) ?? transportRefused
   return HttpServerResponse.setHeader(HttpServerResponse.setBody(response, refusal.body), "cache-control", "no-store")
 }
+// A request that is no POST opens no session.
+const notPost: McpRequest.Checked = { initialize: false }
 const credentialSessionLimit = McpRequest.refusal("credential-session-limit")
 const sessionLimit = McpRequest.refusal("session-limit")
 
@@ -510,7 +512,7 @@ export const make = Effect.fnUntraced(function*(
     fiber: Fiber.Fiber<unknown, unknown>,
     request: HttpServerRequest.HttpServerRequest,
     credentialId: string,
-    initialize: boolean
+    checked: McpRequest.Checked
   ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> => {
     const sessionId = request.headers[sessionHeader]
     if (sessionId !== undefined) {
@@ -556,9 +558,17 @@ export const make = Effect.fnUntraced(function*(
     // place is held until its answer is through or abandoned.
     let release: (() => void) | undefined
     let hold: Effect.Effect<void> = Effect.void
+    const initialize = checked.initialize
     if (initialize) {
-      if (opener.sessions.size + opener.pending >= maxPerCredential) return Effect.succeed(credentialSessionLimit)
-      if (owners.size + pendingTotal >= maxSessions) return Effect.succeed(sessionLimit)
+      const id = checked.initializeId
+      if (opener.sessions.size + opener.pending >= maxPerCredential) {
+        return Effect.succeed(
+          id === undefined ? credentialSessionLimit : McpRequest.refusal("credential-session-limit", false, id)
+        )
+      }
+      if (owners.size + pendingTotal >= maxSessions) {
+        return Effect.succeed(id === undefined ? sessionLimit : McpRequest.refusal("session-limit", false, id))
+      }
       opener.pending++
       pendingTotal++
       let held = true
@@ -631,7 +641,7 @@ export const make = Effect.fnUntraced(function*(
           Effect.sync(() =>
             HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) => Effect.succeed(withBody(response)))
           ))
-      if (request.method !== "POST") return answered(dispatch(httpEffect, fiber, request, credentialId, false))
+      if (request.method !== "POST") return answered(dispatch(httpEffect, fiber, request, credentialId, notPost))
       // The whole body is read and checked before anything counts the request
       // in flight; a credential that left the registry meanwhile gets what a
       // fresh request with its token gets, and nothing is dispatched.
@@ -639,7 +649,7 @@ export const make = Effect.fnUntraced(function*(
         HttpServerResponse.isHttpServerResponse(checked)
           ? Effect.succeed(checked)
           : Effect.flatMap(isLive(credentialId), (live) =>
-            live ? answered(dispatch(httpEffect, fiber, request, credentialId, checked.initialize)) : refuse(request)))
+            live ? answered(dispatch(httpEffect, fiber, request, credentialId, checked)) : refuse(request)))
     })
   )
 
