@@ -178,7 +178,7 @@ const scannedFrom = (request: Request, incoming: object): boolean => {
 }
 
 // The two Symbols themselves, per prototype (one copy of the server package),
-// or `null` where they could not be told apart. Listing a request's Symbols
+// or `null` where they cannot be told apart. Listing a request's Symbols
 // costs more than the rest of its check, on every request.
 interface Keys {
   readonly incoming: symbol
@@ -186,36 +186,45 @@ interface Keys {
 }
 const keysByPrototype = new WeakMap<object, Keys | null>()
 
-// Learnt from a request `scannedFrom` found clean: the one Symbol that holds
-// `incoming`, and the one a request of the same prototype sets to Headers
-// when asked for them. They are asked of a stand-in on an empty Node request,
-// so the request served keeps its headers unbuilt; anything else (no single
-// Symbol of each kind, a getter that throws) leaves the scan to every request.
-const learnKeys = (request: Request, prototype: object, incoming: object): Keys | null => {
-  const held = request as unknown as Record<symbol, unknown>
-  const holding = Object.getOwnPropertySymbols(request).filter((symbol) => held[symbol] === incoming)
-  if (holding.length !== 1) return null
-  const standIn = Object.create(prototype) as Record<symbol, unknown> & { readonly headers: unknown }
-  standIn[holding[0]!] = { headers: {}, rawHeaders: [], url: "/", method: "GET", httpVersionMajor: 1 }
+// The one Symbol of `request` that holds `incoming`, and the one a request of
+// the same prototype sets to Headers when asked for them. They are asked of a
+// stand-in on an empty Node request, so no request served has its headers
+// built for it, and a request whose headers a middleware built already
+// teaches as well as any. `undefined` when this request tells nothing (no
+// single Symbol holds `incoming`): a later one may. `null` when the prototype
+// does not behave as expected (no single Symbol is set, anything throws): the
+// scan then serves its requests for good.
+const learnKeys = (request: Request, prototype: object, incoming: object): Keys | null | undefined => {
   try {
+    const held = request as unknown as Record<symbol, unknown>
+    const holding = Object.getOwnPropertySymbols(request).filter((symbol) => held[symbol] === incoming)
+    if (holding.length !== 1) return undefined
+    const standIn = Object.create(prototype) as Record<symbol, unknown> & { readonly headers: unknown }
+    standIn[holding[0]!] = { headers: {}, rawHeaders: [], url: "/", method: "GET", httpVersionMajor: 1 }
     void standIn.headers
+    const added = Object.getOwnPropertySymbols(standIn).filter((symbol) => symbol !== holding[0])
+    return added.length === 1 && standIn[added[0]!] instanceof Headers ? { incoming: holding[0]!, headers: added[0]! } : null
   } catch {
     return null
   }
-  const added = Object.getOwnPropertySymbols(standIn).filter((symbol) => symbol !== holding[0])
-  return added.length === 1 && standIn[added[0]!] instanceof Headers ? { incoming: holding[0]!, headers: added[0]! } : null
 }
 
+// What `scannedFrom` tells, read off the learnt Symbols where the request's
+// prototype has them: `incoming` under the one, nothing yet under the other.
 const builtFrom = (request: Request, incoming: object): boolean => {
-  const prototype = Object.getPrototypeOf(request) as object
+  const prototype = Object.getPrototypeOf(request) as object | null
+  if (prototype === null) return scannedFrom(request, incoming)
   const keys = keysByPrototype.get(prototype)
   if (keys !== undefined && keys !== null) {
     const held = request as unknown as Record<symbol, unknown>
     return held[keys.incoming] === incoming && held[keys.headers] === undefined
   }
-  if (!scannedFrom(request, incoming)) return false
-  if (keys === undefined) keysByPrototype.set(prototype, learnKeys(request, prototype, incoming))
-  return true
+  const clean = scannedFrom(request, incoming)
+  if (keys === undefined) {
+    const learnt = learnKeys(request, prototype, incoming)
+    if (learnt !== undefined) keysByPrototype.set(prototype, learnt)
+  }
+  return clean
 }
 
 const defaultOnError = (error: unknown) => {
