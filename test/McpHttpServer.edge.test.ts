@@ -363,6 +363,10 @@ describe("McpHttpServer at the edge", () => {
         assert.strictEqual(perCredential.status, 429)
         assert.strictEqual(jsonRpcError(perCredential, "open-3").data.reason, "credential-session-limit")
         assert.isUndefined(perCredential.headers["mcp-session-id"])
+        // A batch is answered by an array, so its refusal as a whole keeps id null.
+        const batched = yield* send(a, [{ ...initialize(), id: "in-batch" }])
+        assert.strictEqual(batched.status, 429)
+        assert.strictEqual(jsonRpcError(batched, null).data.reason, "credential-session-limit")
         yield* open(b)
         const global = yield* send(b, { ...initialize(), id: 7 })
         assert.strictEqual(global.status, 503)

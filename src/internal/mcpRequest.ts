@@ -116,9 +116,10 @@ const messages: Record<RefusalReason, string> = {
 }
 
 /**
- * A refusal's response, built once: a JSON-RPC error with `id: null`,
- * `data.reason` and `data.error`, and `Cache-Control: no-store`. `close` also asks the client
- * to close the connection, for a body left unread.
+ * A refusal's response: a JSON-RPC error with `data.reason` and `data.error`,
+ * and `Cache-Control: no-store`, under `id` (`null` unless the refused
+ * request's id is known; those without one are built once, at load). `close`
+ * also asks the client to close the connection, for a body left unread.
  */
 export const refusal = (
   reason: RefusalReason,
@@ -188,15 +189,11 @@ export const inspect = (text: string, limits: Limits): Checked | HttpServerRespo
     return parseError
   }
   let initialize = false
-  let initializeId: RequestId | undefined
-  for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
+  const batch = Array.isArray(parsed)
+  for (const message of batch ? parsed as ReadonlyArray<unknown> : [parsed]) {
     const found = inspectMessage(message)
     if (found === "member") return invalidMember
-    if (found === "initialize" && !initialize) {
-      initialize = true
-      const id = (message as { readonly id?: unknown }).id
-      if (isRequestId(id)) initializeId = id
-    }
+    if (found === "initialize") initialize = true
   }
   if (!initialize) return noInitialize
   // The length in UTF-16 units bounds the bytes from below; only a body near
@@ -204,7 +201,9 @@ export const inspect = (text: string, limits: Limits): Checked | HttpServerRespo
   if (text.length > limits.maxInitializeSize || Buffer.byteLength(text) > limits.maxInitializeSize) {
     return tooLargeInitialize
   }
-  return initializeId === undefined ? withInitialize : { initialize: true, initializeId }
+  // A batch is answered by an array: the refusal of a whole one keeps `null`.
+  const id = batch ? undefined : (parsed as { readonly id?: unknown }).id
+  return isRequestId(id) ? { initialize: true, initializeId: id } : withInitialize
 }
 
 const isTooLarge = (error: unknown): boolean =>
