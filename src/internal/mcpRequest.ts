@@ -162,7 +162,8 @@ export interface Checked {
   readonly initializeId?: RequestId | undefined
 }
 
-const noInitialize: Checked = { initialize: false }
+/** A body with no `initialize` (and any request that is no POST): it opens no session. */
+export const noInitialize: Checked = { initialize: false }
 const withInitialize: Checked = { initialize: true }
 
 const isRequestId = (id: unknown): id is RequestId => typeof id === "string" || typeof id === "number"

@@ -222,8 +222,6 @@ const withBody = (response: HttpServerResponse.HttpServerResponse): HttpServerRe
   const refusal = byStatus.get(response.status) ?? transportRefused
   return HttpServerResponse.setHeader(HttpServerResponse.setBody(response, refusal.body), "cache-control", "no-store")
 }
-// A request that is no POST opens no session.
-const notPost: McpRequest.Checked = { initialize: false }
 const credentialSessionLimit = McpRequest.refusal("credential-session-limit")
 const sessionLimit = McpRequest.refusal("session-limit")
 
@@ -558,8 +556,7 @@ export const make = Effect.fnUntraced(function*(
     // place is held until its answer is through or abandoned.
     let release: (() => void) | undefined
     let hold: Effect.Effect<void> = Effect.void
-    const initialize = checked.initialize
-    if (initialize) {
+    if (checked.initialize) {
       const id = checked.initializeId
       if (opener.sessions.size + opener.pending >= maxPerCredential) {
         return Effect.succeed(
@@ -641,7 +638,7 @@ export const make = Effect.fnUntraced(function*(
           Effect.sync(() =>
             HttpEffect.appendPreResponseHandlerUnsafe(fiber.context, (_, response) => Effect.succeed(withBody(response)))
           ))
-      if (request.method !== "POST") return answered(dispatch(httpEffect, fiber, request, credentialId, notPost))
+      if (request.method !== "POST") return answered(dispatch(httpEffect, fiber, request, credentialId, McpRequest.noInitialize))
       // The whole body is read and checked before anything counts the request
       // in flight; a credential that left the registry meanwhile gets what a
       // fresh request with its token gets, and nothing is dispatched.
