@@ -10,7 +10,7 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { webGuard } from "../../src/guard/index.ts"
 import { createRegistry, type Registry, reveal } from "../../src/promise/index.ts"
-import { listenHono } from "../support/http.ts"
+import { listenHono, webHeadersBuilt } from "../support/http.ts"
 
 // Calls `f`, counting the `Object.getOwnPropertySymbols` calls made meanwhile.
 const countingSymbolListings = async <A>(f: () => Promise<A>): Promise<readonly [A, number]> => {
@@ -44,10 +44,7 @@ describe("webGuard: what it learns from @hono/node-server", () => {
       if (path === "/read") request.headers.get("accept")
       const [outcome, listed] = await countingSymbolListings(async () => guard.check(request, env))
       listings.push(listed)
-      const built = Object.getOwnPropertySymbols(request).some((s) =>
-        (request as unknown as Record<symbol, unknown>)[s] instanceof Headers
-      )
-      return outcome instanceof Response ? outcome : new Response(built ? "web" : "raw")
+      return outcome instanceof Response ? outcome : new Response(webHeadersBuilt(request) ? "web" : "raw")
     })
   })
   afterAll(async () => {

@@ -9,12 +9,7 @@ import * as Net from "node:net"
 import { type GuardRegistry, type NodeBindings, webGuard } from "../../src/guard/index.ts"
 import { BearerToken } from "../../src/index.ts"
 import { createRegistry, type Registry, reveal } from "../../src/promise/index.ts"
-import { listenHono } from "../support/http.ts"
-
-// Whether `@hono/node-server` has built this request's Web headers (it keeps
-// them under a Symbol of its own once asked for them).
-const webHeadersBuilt = (request: Request) =>
-  Object.getOwnPropertySymbols(request).some((s) => (request as unknown as Record<symbol, unknown>)[s] instanceof Headers)
+import { listenHono, webHeadersBuilt } from "../support/http.ts"
 
 /**
  * Sends `head` (and `body`, if any) as written; resolves with the status and

@@ -56,6 +56,13 @@ export const mcpPostHeaders = {
   "accept": "application/json, text/event-stream"
 } as const
 
+/**
+ * Whether `@hono/node-server` has built this request's Web headers (it keeps
+ * them under a Symbol of its own once asked for them).
+ */
+export const webHeadersBuilt = (request: Request): boolean =>
+  Object.getOwnPropertySymbols(request).some((s) => (request as unknown as Record<symbol, unknown>)[s] instanceof Headers)
+
 /** A `@hono/node-server` listening on 127.0.0.1 at a free port, and how to stop it at once. */
 export const listenHono = async (
   fetch: (request: Request, env: NodeBindings) => Response | Promise<Response>
