@@ -197,7 +197,11 @@ export class Store {
   }
 
   expiresAt(entry: Entry): number {
-    return this.wallOrigin + Math.min(entry.lastUsed + this.maxLifetimeMillis, entry.issued + this.absoluteLifetimeMillis)
+    // Ternaries, not `Math.min`: outside optimized code V8 calls that as a
+    // builtin, which cost about 90 instructions a call on every request.
+    const sliding = entry.lastUsed + this.maxLifetimeMillis
+    const absolute = entry.issued + this.absoluteLifetimeMillis
+    return this.wallOrigin + (sliding < absolute ? sliding : absolute)
   }
 
   /** When the credential goes idle, in wall time at `now`; `Infinity` while a call is in flight. */
@@ -207,6 +211,7 @@ export class Store {
 
   info(entry: Entry, now: number, idle: number = this.idleClock(now)): CredentialInfo {
     const expiresAt = this.expiresAt(entry)
+    const idleAt = this.idleAt(entry, now, idle)
     return {
       credentialId: entry.credentialId,
       providerSessionId: entry.providerSessionId,
@@ -216,7 +221,7 @@ export class Store {
       issuedAt: entry.issued + this.wallOrigin,
       lastUsedAt: entry.lastUsed + this.wallOrigin,
       expiresAt,
-      idleExpiresAt: Math.min(this.idleAt(entry, now, idle), expiresAt)
+      idleExpiresAt: idleAt < expiresAt ? idleAt : expiresAt
     }
   }
 
