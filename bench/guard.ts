@@ -15,6 +15,12 @@
  * of each is compared. The server's CPU time per request is compared too: on
  * two cores the load generator can be what limits the rate, and then only CPU
  * shows the cost.
+ *
+ * A third route of each stack is the bare one plus the registry lookup its
+ * guard makes, called by hand on the token of the raw `Authorization` header,
+ * with no guard around it: what of the guard's cost is the lookup (SHA-256
+ * and the index, with the caches as the server's own work leaves them), and
+ * what is the guard's own.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { getRequestListener } from "@hono/node-server"
@@ -27,6 +33,7 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { fromService, nodeGuard, webGuard } from "../src/guard/index.ts"
+import type { CallLookup, GuardRegistry } from "../src/guard/registry.ts"
 import * as McpBearerAuth from "../src/McpBearerAuth.ts"
 import * as McpSessionRegistry from "../src/McpSessionRegistry.ts"
 import { median } from "./harness.ts"
@@ -54,6 +61,12 @@ export interface GuardPair {
   readonly cpuMicrosPerRequest: { readonly withoutGuard: number; readonly withGuard: number }
   /** `(guarded / bare - 1) * 100` of the CPU time per request. */
   readonly cpuCostPercent: number
+  /**
+   * The server's CPU time per request (median) of the bare route plus the
+   * registry lookup its guard makes, with no guard: `lookup - bare` of the
+   * guard's `guarded - bare` is the lookup's own cost.
+   */
+  readonly lookupCpuMicrosPerRequest?: number | undefined
 }
 
 /**
@@ -69,14 +82,46 @@ export interface GuardResult extends GuardPair {
 
 const ok = HttpServerResponse.text("ok")
 
+/** The token of a raw header list's `Authorization: Bearer` header, as sent by the load generator. */
+const tokenOf = (rawHeaders: ReadonlyArray<string>): string => {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 13 && rawHeaders[i]!.toLowerCase() === "authorization") return rawHeaders[i + 1]!.slice(7)
+  }
+  return ""
+}
+
+/** Whether the lookup a guard makes (`lookupCall`, its call ended at once, or `lookup`) found the token live. */
+const lookedUp = (registry: GuardRegistry, rawHeaders: ReadonlyArray<string>, withCall: boolean): boolean => {
+  const token = tokenOf(rawHeaders)
+  if (!withCall) return !("_tag" in (registry.lookup(token) as object))
+  const found = registry.lookupCall!(token) as CallLookup
+  if ("_tag" in found) return false
+  found.end()
+  return true
+}
+
+// The lookup route needs the built registry, so it is a layer of it.
+const LookupRoute = Layer.unwrap(Effect.map(McpSessionRegistry.McpSessionRegistry, (service) => {
+  const registry = fromService(service)
+  const refused = HttpServerResponse.text("refused", { status: 401 })
+  return HttpRouter.add("GET", "/lookup", (request) => {
+    const source = request.source as IncomingMessage
+    return Effect.succeed(lookedUp(registry, source.rawHeaders, true) ? ok : refused)
+  })
+}))
+
 const Routes = Layer.mergeAll(
   HttpRouter.add("GET", "/bare", Effect.succeed(ok)),
+  LookupRoute,
   HttpRouter.add("GET", "/guarded", Effect.succeed(ok)).pipe(Layer.provide(McpBearerAuth.layer()))
 )
 
-const answer = (res: ServerResponse) => {
-  res.writeHead(200, { "content-type": "text/plain" })
-  res.end("ok")
+const paths = ["/bare", "/guarded", "/lookup"] as const
+type Path = typeof paths[number]
+
+const answer = (res: ServerResponse, status = 200) => {
+  res.writeHead(status, { "content-type": "text/plain" })
+  res.end(status === 200 ? "ok" : "refused")
 }
 
 /** A node:http server on 127.0.0.1, a free port, for the scope. */
@@ -121,6 +166,7 @@ export const measure = (options: {
     const node = nodeGuard(guardRegistry)
     const nodeServer = yield* listening((req, res) => {
       if (req.url === "/guarded") node(req, res, () => answer(res))
+      else if (req.url === "/lookup") answer(res, lookedUp(guardRegistry, req.rawHeaders, true) ? 200 : 401)
       else answer(res)
     })
 
@@ -129,14 +175,20 @@ export const measure = (options: {
     // The guard is given the server's bindings, as docs/guards.md says to on
     // @hono/node-server: it then reads Node's raw headers, not the Web ones.
     const webServer = yield* listening(getRequestListener((request, env) => {
-      if (!request.url.endsWith("/guarded")) return okResponse()
+      const url = request.url
+      if (url.endsWith("/lookup")) {
+        // `check` looks up without beginning a call.
+        return lookedUp(guardRegistry, env.incoming.rawHeaders, false) ? okResponse() : new Response("refused", { status: 401 })
+      }
+      if (!url.endsWith("/guarded")) return okResponse()
       const caller = web.check(request, env)
       return caller instanceof Response ? caller : okResponse()
     }, { overrideGlobalObjects: false }))
 
     const pair = Effect.fnUntraced(function*(guard: string, stackName: string, base: string) {
-      const cpu = { "/bare": [] as Array<number>, "/guarded": [] as Array<number> }
-      const run = Effect.fnUntraced(function*(path: "/bare" | "/guarded", seconds: number) {
+      const cpu: Record<Path, Array<number>> = { "/bare": [], "/guarded": [], "/lookup": [] }
+      const rate: Record<Path, Array<number>> = { "/bare": [], "/guarded": [], "/lookup": [] }
+      const run = Effect.fnUntraced(function*(path: Path, seconds: number) {
         const before = process.cpuUsage()
         const result = yield* load(child, {
           url: base + path,
@@ -150,27 +202,22 @@ export const measure = (options: {
         }
         const used = process.cpuUsage(before)
         cpu[path].push((used.user + used.system) / result.requests)
-        return result.requestsPerSecond
+        rate[path].push(result.requestsPerSecond)
       })
       if (options.amount === undefined) {
-        // Warm-up of both paths, untimed.
-        yield* run("/bare", 1)
-        yield* run("/guarded", 1)
+        // Warm-up of every path, untimed.
+        for (const path of paths) yield* run(path, 1)
       }
-      cpu["/bare"].length = 0
-      cpu["/guarded"].length = 0
-      const bare: Array<number> = []
-      const guarded: Array<number> = []
-      // The order alternates, so neither side always runs second.
+      for (const path of paths) {
+        cpu[path].length = 0
+        rate[path].length = 0
+      }
+      // The order rotates, so no route always runs first or after another.
       for (let round = 0; round < options.rounds; round++) {
-        if (round % 2 === 0) {
-          bare.push(yield* run("/bare", options.seconds))
-          guarded.push(yield* run("/guarded", options.seconds))
-        } else {
-          guarded.push(yield* run("/guarded", options.seconds))
-          bare.push(yield* run("/bare", options.seconds))
-        }
+        for (let i = 0; i < paths.length; i++) yield* run(paths[(round + i) % paths.length]!, options.seconds)
       }
+      const bare = rate["/bare"]
+      const guarded = rate["/guarded"]
       const withoutGuard = median(bare)
       const withGuard = median(guarded)
       return {
@@ -182,7 +229,8 @@ export const measure = (options: {
         costPercent: (1 - withGuard / withoutGuard) * 100,
         samples: { withoutGuard: bare, withGuard: guarded },
         cpuMicrosPerRequest: { withoutGuard: median(cpu["/bare"]), withGuard: median(cpu["/guarded"]) },
-        cpuCostPercent: (median(cpu["/guarded"]) / median(cpu["/bare"]) - 1) * 100
+        cpuCostPercent: (median(cpu["/guarded"]) / median(cpu["/bare"]) - 1) * 100,
+        lookupCpuMicrosPerRequest: median(cpu["/lookup"])
       } satisfies GuardPair
     })
 

@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process"
 import * as os from "node:os"
 import type { FlatnessResult } from "./flatness.ts"
-import type { GuardResult } from "./guard.ts"
+import type { GuardPair, GuardResult } from "./guard.ts"
 import type { IssueResult } from "./issue.ts"
 import type { MemoryResult } from "./memory.ts"
 import type { ResolveResult } from "./resolve.ts"
@@ -188,6 +188,14 @@ export const goals = (results: Omit<Results, "goals">): Array<Goal> => {
   return out
 }
 
+// What of the guard's CPU cost the registry lookup alone costs, on the same stack.
+const lookupShare = (g: GuardPair): string => {
+  const bare = g.cpuMicrosPerRequest.withoutGuard
+  const signed = (micros: number) => `${micros >= 0 ? "+" : ""}${fmt(micros, 1)} µs`
+  return `the registry lookup alone (no guard) ${signed(g.lookupCpuMicrosPerRequest! - bare)} of the guard's ` +
+    signed(g.cpuMicrosPerRequest.withGuard - bare)
+}
+
 /** The run as Markdown tables. */
 export const render = (results: Results): string => {
   const lines: Array<string> = []
@@ -285,7 +293,8 @@ export const render = (results: Results): string => {
         results.guard.guards === undefined ? `HTTP, ${live}` : `HTTP, ${g.guard} on ${g.stack}, ${live}`,
         `${fmt(g.withoutGuard)} req/s bare, ${fmt(g.withGuard)} req/s guarded: the guard costs ${fmt(g.costPercent, 1)}% ` +
           `of throughput; server CPU ${fmt(g.cpuMicrosPerRequest.withoutGuard, 1)} µs vs ${fmt(g.cpuMicrosPerRequest.withGuard, 1)} µs ` +
-          `per request (${g.cpuCostPercent >= 0 ? "+" : ""}${fmt(g.cpuCostPercent, 1)}%)`
+          `per request (${g.cpuCostPercent >= 0 ? "+" : ""}${fmt(g.cpuCostPercent, 1)}%)` +
+          (g.lookupCpuMicrosPerRequest === undefined ? "" : `; ${lookupShare(g)}`)
       ])
     }
   }

@@ -71,6 +71,9 @@ describe("npm run bench", () => {
       assert.isTrue(results.memory!.bytesPerCredential > 0)
       assert.strictEqual(results.sweep!.reclaimed, results.sweep!.size)
       assert.isTrue(results.guard!.withGuard > 0 && results.guard!.withoutGuard > 0)
+      // Each stack's lookup route ran (a refused lookup answers 401, which fails the run).
+      assert.deepStrictEqual(results.guard!.guards.map((g) => g.lookupCpuMicrosPerRequest! > 0), [true, true, true])
+      assert.strictEqual(stdout.split("the registry lookup alone (no guard)").length - 1, 3)
       // One goal per requirement of the issue, each printed in the table.
       assert.strictEqual(results.goals.length, 14)
       for (const goal of results.goals) assert.include(stdout, goal.goal)
