@@ -5,9 +5,11 @@
  * operating system's CSPRNG) and a 6-character checksum: the first 36 bits,
  * in base64url, of the SHA-256 of the prefix and body. The fixed prefix lets
  * secret scanners find a leaked token, and the checksum lets anyone with a
- * SHA-256 verify one offline, and the registry reject a mistyped or truncated
- * token without a lookup. That same digest is the only form of a token the
- * registry stores, so checking and looking up a token cost one hash.
+ * SHA-256 verify one offline. The registry stores a token only as a SHA-256
+ * digest: the Redis store that same digest, so checking and looking up a
+ * token cost one hash; the memory store the digest of the whole token, so a
+ * live token costs one hash and no checksum test, and a mistyped or truncated
+ * one a second hash once no credential matched it.
  *
  * @since 0.1.0
  */
@@ -140,12 +142,22 @@ export const check = (input: string): "missing" | "malformed" | undefined =>
 
 /**
  * The SHA-256 digest of a token's prefix and body as a 32-character binary
- * string: the only form in which the registry keeps a token, and a compact
- * `Map` key. Its first 36 bits are the token's checksum, so `resolve` hashes
- * once to check the token and to look it up. The one-shot `crypto.hash` is
- * about four times faster than a `createHash` object here, and this runs on
- * every request.
+ * string: the Redis store's key. Its first 36 bits are the token's checksum,
+ * so the Redis store hashes once to check the token and to look it up. The
+ * one-shot `crypto.hash` is about four times faster than a `createHash`
+ * object here, and this runs on every request.
  *
  * @since 0.1.0
  */
 export const digest = (token: string): string => hash("sha256", token.slice(0, keyedLength), "binary")
+
+/**
+ * The SHA-256 digest of a whole token, checksum included, as a 32-character
+ * binary string: the memory store's key. A token found under it is the
+ * issued token to its last character, so a live lookup needs no checksum
+ * test (nor the slice `digest` hashes); the checksum is tested only for a
+ * token the store does not hold, to tell `malformed` from `unknown`.
+ *
+ * @internal
+ */
+export const lookupKey = (token: string): string => hash("sha256", token, "binary")

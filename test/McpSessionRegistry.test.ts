@@ -437,6 +437,24 @@ for (const store of stores()) describe(`McpSessionRegistry (${store.name})`, () 
           yield* registry.resolve(real)
         })))
 
+    it.effect("refuses any one changed character of a live or revoked token as malformed, the checksum's included", () =>
+      withRegistry({}, (registry) =>
+        Effect.gen(function*() {
+          const live = token(yield* registry.issue({ threadId: "t", providerInstanceId: "p" }))
+          const revoked = yield* registry.issue({ threadId: "t", providerInstanceId: "q" })
+          yield* registry.revoke(revoked.credentialId)
+          for (const real of [live, token(revoked)]) {
+            // The prefix, the body's ends and every checksum character.
+            for (const at of [0, 5, 6, 48, 49, 50, 51, 52, 53, 54]) {
+              const changed = real.slice(0, at) + (real[at] === "A" ? "B" : "A") + real.slice(at + 1)
+              assert.strictEqual(yield* reasonOf(registry.resolve(changed)), "malformed", `character ${at}`)
+            }
+          }
+          // The exact tokens still read as they did.
+          yield* registry.resolve(live)
+          assert.strictEqual(yield* reasonOf(registry.resolve(token(revoked))), "revoked")
+        })))
+
     it.effect("keeps revoked, idle and expired reasons for the tombstone retention, then says unknown", () =>
       withRegistry({ idleTimeout: "10 minutes", tombstoneRetention: "1 hour", sweepInterval: "1 minute" }, (registry) =>
         Effect.gen(function*() {

@@ -252,14 +252,13 @@ export class Store {
    */
   resolve(token: unknown, now: number, idle: number = this.idleClock(now)): Entry | InvalidReason {
     if (typeof token !== "string") return this.neverValid("malformed", now)
-    // The length first, so a megabyte of input fails at once. Then one hash
-    // serves twice: the checksum is the digest's first bits, and it covers
-    // the prefix, so a malformed token is refused before any lookup.
+    // The length first, so a megabyte of input fails at once. The key covers
+    // the whole token, so a token found is exact and a live lookup costs one
+    // hash and no checksum test; only a token not held is checked further.
     if (token.length !== BearerToken.length) return this.neverValid(token.length === 0 ? "missing" : "malformed", now)
-    const key = BearerToken.digest(token)
-    if (!BearerToken.checksumMatches(token, key)) return this.neverValid("malformed", now)
+    const key = BearerToken.lookupKey(token)
     const entry = this.byDigest.get(key)
-    if (entry === undefined) return this.tombstone(key, now)
+    if (entry === undefined) return this.tombstone(token, key, now)
     const dead = this.deadReason(entry, now, idle)
     if (dead !== undefined) {
       this.reclaimed.push(this.remove(entry, dead, now, idle))
@@ -276,10 +275,12 @@ export class Store {
    */
   isLive(token: string, now: number, idle: number = this.idleClock(now)): boolean {
     if (token.length !== BearerToken.length) return false
-    const key = BearerToken.digest(token)
-    if (!BearerToken.checksumMatches(token, key)) return false
-    const entry = this.byDigest.get(key)
+    const entry = this.byDigest.get(BearerToken.lookupKey(token))
     return entry !== undefined && this.deadReason(entry, now, idle) === undefined
+  }
+
+  private unheld(token: string): "malformed" | "unknown" {
+    return BearerToken.checksumMatches(token, BearerToken.digest(token)) ? "unknown" : "malformed"
   }
 
   private neverValid(reason: "missing" | "malformed" | "unknown", now: number): InvalidReason {
@@ -297,9 +298,13 @@ export class Store {
     return reason
   }
 
-  private tombstone(key: string, now: number): InvalidReason {
+  // Why a token the store does not hold is refused: a credential it
+  // remembers, else `malformed` when the token's checksum disagrees (a second
+  // hash, paid only here), else `unknown`. A remembered key is a whole issued
+  // token, so its checksum holds.
+  private tombstone(token: string, key: string, now: number): InvalidReason {
     const burial = this.tombstones.get(key)
-    if (burial === undefined) return this.neverValid("unknown", now)
+    if (burial === undefined) return this.neverValid(this.unheld(token), now)
     const slot = burial - this.buriedBase
     const packed = this.buriedPacked[slot]!
     const code = packed % 8
@@ -356,9 +361,12 @@ export class Store {
     // Two digests of 256 random bits never meet; the check stays because the
     // probe warms the slot the insertion below writes. A tombstone with the
     // same key would be harmless: a lookup finds the live entry first.
-    let minted = BearerToken.mintKeyed()
-    while (this.byDigest.has(minted.key)) minted = BearerToken.mintKeyed()
-    const { key, token } = minted
+    let token = BearerToken.mint()
+    let key = BearerToken.lookupKey(token)
+    while (this.byDigest.has(key)) {
+      token = BearerToken.mint()
+      key = BearerToken.lookupKey(token)
+    }
     let suffix = randomIdSuffix()
     // Built once: the string the probe hashes is the one the index keeps.
     let credentialId = credentialIdPrefix + suffix
