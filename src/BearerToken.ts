@@ -77,7 +77,7 @@ export const mint = (): string => mintKeyed().token
 
 /**
  * Mints a fresh token with its digest, computed once for both the checksum
- * and the registry's key.
+ * and the Redis store's key.
  *
  * @internal
  */
@@ -104,7 +104,8 @@ const shapeOf = (input: string): "missing" | "malformed" | undefined =>
  * @internal
  */
 export const checksumMatches = (token: string, key: string): boolean => {
-  // Unrolled over the digest's first five bytes: this runs on every request.
+  // Unrolled over the digest's first five bytes: this runs on every request
+  // to the Redis store, and on every refusal by the memory store.
   const k0 = key.charCodeAt(0)
   const k1 = key.charCodeAt(1)
   const k2 = key.charCodeAt(2)
@@ -131,8 +132,9 @@ const wellFormed = /^mcpsr_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048][A-Za-z0-9_-]{6}$/
  * nothing), a character outside base64url, a body that is not the canonical
  * encoding of 32 bytes, or a checksum that disagrees with the digest.
  * (`resolve` checks the length and the checksum only, which covers the prefix
- * and refuses every accidental corruption; a crafted string that passes its
- * checksum still matches no credential.)
+ * and refuses every accidental corruption; the memory store tests the
+ * checksum once no credential matched the whole token. A crafted string that
+ * passes its checksum still matches no credential.)
  *
  * @since 0.1.0
  */
@@ -145,7 +147,7 @@ export const check = (input: string): "missing" | "malformed" | undefined =>
  * string: the Redis store's key. Its first 36 bits are the token's checksum,
  * so the Redis store hashes once to check the token and to look it up. The
  * one-shot `crypto.hash` is about four times faster than a `createHash`
- * object here, and this runs on every request.
+ * object here, and this runs on every request to Redis.
  *
  * @since 0.1.0
  */

@@ -70,7 +70,8 @@ export interface IssuedCredential {
  * Why a presented token was refused.
  *
  * - `missing`: no token at all.
- * - `malformed`: not a token of this format (length, prefix, alphabet, checksum).
+ * - `malformed`: not a token of this format (length, prefix or checksum;
+ *   `BearerToken.check` also tests the alphabet).
  * - `unknown`: well formed, but the registry has no record of it.
  * - `revoked`: it was revoked, replaced, stopped with its session or shut down.
  * - `idle`: unused for longer than the idle timeout.

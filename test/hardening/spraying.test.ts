@@ -30,7 +30,7 @@ const sprayer = (seed: number, live: ReadonlyArray<string>, revoked: ReadonlyArr
       case 0:
         return chars(random.int(120), noise)
       case 1:
-        // Right length and prefix, random body: hashed, then refused by checksum.
+        // Right length and prefix, random body: matches nothing, then refused by checksum.
         return BearerToken.prefix + chars(BearerToken.length - BearerToken.prefix.length, alphabet)
       case 2:
         // Well formed, never issued here.

@@ -107,3 +107,41 @@ describe("Store at maxCredentials", () => {
     assert.strictEqual(events.length, 2)
   })
 })
+
+describe("Store lookup by the whole token", () => {
+  // The key covers every character, so neither `resolve` nor `isLive` (which
+  // the guards ask before reading a body) tests the checksum of a token it
+  // holds: a near miss must fail on the key alone.
+  const oneOff = (token: string, at: number, by: string) => token.slice(0, at) + by + token.slice(at + 1)
+  const positions = [0, 5, 6, 30, 48, 49, 50, 51, 52, 53, 54]
+
+  it("holds only the exact token: any changed character is not live and reads malformed", () => {
+    const a = filled(2, { idleTimeout: "1 hour", maxLifetime: "2 hours" })
+    // Used half-way, so its lifetime cap comes before its idle deadline.
+    const b = filled(1, { idleTimeout: "1 hour", maxLifetime: "1 hour", absoluteLifetime: "1 hour" })
+    b.store.use(b.issued[0]!.entry, hour / 2, hour / 2)
+    const [live, idle] = a.issued.map(({ token }) => token)
+    const expired = b.issued[0]!.token
+    assert.isTrue(a.store.isLive(live!, 1))
+    assert.notStrictEqual(typeof a.store.resolve(live!, 1), "string")
+    // Idle and expired, each refused with its reason first.
+    assert.strictEqual(a.store.resolve(idle!, hour + 2), "idle")
+    assert.strictEqual(b.store.resolve(expired, 2 * hour), "expired")
+    const cases = [[a.store, live!, 2], [a.store, idle!, hour + 3], [b.store, expired, 2 * hour + 1]] as const
+    for (const [store, token, now] of cases) {
+      for (const at of positions) {
+        // Another base64url character, a non-ASCII one and a lone surrogate.
+        for (const by of [token[at] === "A" ? "B" : "A", "é", "\ud800"]) {
+          const changed = oneOff(token, at, by)
+          assert.strictEqual(changed.length, token.length)
+          assert.isFalse(store.isLive(changed, now), `isLive at ${at}`)
+          assert.strictEqual(store.resolve(changed, now), "malformed", `resolve at ${at}`)
+        }
+      }
+    }
+    // The near misses changed nothing.
+    assert.isTrue(a.store.isLive(live!, 2))
+    assert.strictEqual(a.store.resolve(idle!, hour + 4), "idle")
+    assert.strictEqual(b.store.resolve(expired, 2 * hour + 2), "expired")
+  })
+})
