@@ -279,10 +279,6 @@ export class Store {
     return entry !== undefined && this.deadReason(entry, now, idle) === undefined
   }
 
-  private unheld(token: string): "malformed" | "unknown" {
-    return BearerToken.checksumMatches(token, BearerToken.digest(token)) ? "unknown" : "malformed"
-  }
-
   private neverValid(reason: "missing" | "malformed" | "unknown", now: number): InvalidReason {
     this.resolvedTotal[reason]++
     if (now >= this.neverValidDue) this.onRefusedNeverValid?.(now)
@@ -304,7 +300,9 @@ export class Store {
   // token, so its checksum holds.
   private tombstone(token: string, key: string, now: number): InvalidReason {
     const burial = this.tombstones.get(key)
-    if (burial === undefined) return this.neverValid(this.unheld(token), now)
+    if (burial === undefined) {
+      return this.neverValid(BearerToken.checksumMatches(token, BearerToken.digest(token)) ? "unknown" : "malformed", now)
+    }
     const slot = burial - this.buriedBase
     const packed = this.buriedPacked[slot]!
     const code = packed % 8
