@@ -7,12 +7,13 @@ import * as Effect from "effect/Effect"
 import { type ChildProcess, fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import type { LoadRequest, LoadResult } from "./load.ts"
+import { execArgv } from "./runtime.ts"
 
 /** A load generator in a child process of its own, for the scope. */
 export const loadGenerator = Effect.acquireRelease(
   Effect.sync(() =>
     fork(fileURLToPath(new URL("./load.ts", import.meta.url)), [], {
-      execArgv: ["--import", "tsx"],
+      execArgv: [...execArgv],
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })
   ),

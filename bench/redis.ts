@@ -28,6 +28,7 @@ import { interleaved, median, type Timing } from "./harness.ts"
 import type { LoadRequest } from "./load.ts"
 import { load, loadGenerator } from "./loadGenerator.ts"
 import { optionsFor, populate } from "./population.ts"
+import { execArgv } from "./runtime.ts"
 
 /** What the family found. */
 export interface RedisResult {
@@ -73,7 +74,7 @@ const replicaProcess = (url: string, keyPrefix: string) =>
   Effect.acquireRelease(
     Effect.callback<{ readonly child: ChildProcess; readonly port: number }, Error>((resume) => {
       const child = fork(fileURLToPath(new URL("./redisReplica.ts", import.meta.url)), [], {
-        execArgv: ["--import", "tsx"],
+        execArgv: [...execArgv],
         env: { ...process.env, REDIS_URL: url, KEY_PREFIX: keyPrefix },
         stdio: ["ignore", "inherit", "inherit", "ipc"]
       })

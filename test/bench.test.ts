@@ -5,6 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Results } from "../bench/report.ts"
+import { execArgv } from "../bench/runtime.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 
@@ -13,7 +14,7 @@ const bench = (args: ReadonlyArray<string>, timeout: number) =>
   new Promise<string>((resolve, reject) =>
     execFile(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", "bench/run.ts", ...args],
+      ["--expose-gc", ...execArgv, "bench/run.ts", ...args],
       { cwd: root, timeout },
       (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))
     )
@@ -22,6 +23,14 @@ const bench = (args: ReadonlyArray<string>, timeout: number) =>
 // The benchmark suite is kept out of `npm test` (slow and noisy); this runs the
 // very script `npm run bench` runs, on tiny sizes, so that it never rots.
 describe("npm run bench", () => {
+  it("runs the sources as the built package runs: Node's type transform, the same flags as its child processes", () => {
+    const scripts = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts
+    for (const name of ["bench", "bench:compare"]) {
+      assert.include(scripts[name], execArgv.join(" "), name)
+      assert.notInclude(scripts[name], "tsx", name)
+    }
+  })
+
   it("--help prints the flags and runs nothing", async () => {
     const started = Date.now()
     const stdout = await bench(["--help"], 20_000)
@@ -46,7 +55,7 @@ describe("npm run bench", () => {
       const stdout = await new Promise<string>((resolve, reject) =>
         execFile(
           process.execPath,
-          ["--expose-gc", "--import", "tsx", "bench/run.ts", "--smoke", `--out=${out}`],
+          ["--expose-gc", ...execArgv, "bench/run.ts", "--smoke", `--out=${out}`],
           { cwd: root, timeout: 50_000 },
           (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))
         )
@@ -91,7 +100,7 @@ const compare = (args: ReadonlyArray<string>, timeout: number) =>
   new Promise<{ readonly code: number; readonly stdout: string }>((resolve) =>
     execFile(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", "bench/compare.ts", ...args],
+      ["--expose-gc", ...execArgv, "bench/compare.ts", ...args],
       { cwd: root, timeout },
       (error, stdout) => resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout })
     )
