@@ -20,7 +20,13 @@
  * guard makes, called by hand on the token of the raw `Authorization` header,
  * with no guard around it: what of the guard's cost is the lookup (SHA-256
  * and the index, with the caches as the server's own work leaves them), and
- * what is the guard's own.
+ * what is the guard's own. A fourth is the bare one plus the floor's lookup
+ * (`contenders.ts`: one SHA-256 and one `Map` read of a plain map, no
+ * registry): what no lookup of a digest can cost less than, in the same
+ * place.
+ *
+ * The server and the load generator run on CPUs of their own where the
+ * machine has two (`cpus.ts`).
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { getRequestListener } from "@hono/node-server"
@@ -36,6 +42,8 @@ import { fromService, nodeGuard, webGuard } from "../src/guard/index.ts"
 import type { CallLookup, GuardRegistry } from "../src/guard/registry.ts"
 import * as McpBearerAuth from "../src/McpBearerAuth.ts"
 import * as McpSessionRegistry from "../src/McpSessionRegistry.ts"
+import * as Contenders from "./contenders.ts"
+import { pinApart } from "./cpus.ts"
 import { median } from "./harness.ts"
 import { load, loadGenerator } from "./loadGenerator.ts"
 import { optionsFor, populate } from "./population.ts"
@@ -67,6 +75,12 @@ export interface GuardPair {
    * guard's `guarded - bare` is the lookup's own cost.
    */
   readonly lookupCpuMicrosPerRequest?: number | undefined
+  /**
+   * The same of the bare route plus the floor's lookup (one SHA-256, one
+   * plain `Map` read): `floor - bare` is the least any digest lookup costs
+   * in that place.
+   */
+  readonly floorCpuMicrosPerRequest?: number | undefined
 }
 
 /**
@@ -77,6 +91,8 @@ export interface GuardResult extends GuardPair {
   readonly liveCredentials: number
   readonly connections: number
   readonly secondsPerRun: number
+  /** Whether the server and the load generator ran on CPUs of their own. */
+  readonly pinned?: boolean | undefined
   readonly guards: ReadonlyArray<GuardPair>
 }
 
@@ -100,23 +116,34 @@ const lookedUp = (registry: GuardRegistry, rawHeaders: ReadonlyArray<string>, wi
   return true
 }
 
-// The lookup route needs the built registry, so it is a layer of it.
-const LookupRoute = Layer.unwrap(Effect.map(McpSessionRegistry.McpSessionRegistry, (service) => {
-  const registry = fromService(service)
-  const refused = HttpServerResponse.text("refused", { status: 401 })
-  return HttpRouter.add("GET", "/lookup", (request) => {
-    const source = request.source as IncomingMessage
-    return Effect.succeed(lookedUp(registry, source.rawHeaders, true) ? ok : refused)
-  })
+/** Whether the floor's lookup found the token of a raw header list. */
+const floorFound = (floor: Contenders.PlainResolver, rawHeaders: ReadonlyArray<string>): boolean =>
+  floor.resolve(tokenOf(rawHeaders)) !== undefined
+
+/** The floor's lookup over a population's tokens, for the routes that need it. */
+class Floor extends Context.Service<Floor, Contenders.PlainResolver>()("bench/guard/Floor") {}
+
+const refused = HttpServerResponse.text("refused", { status: 401 })
+
+// The lookup routes need the built registry and the floor, so they are layers of them.
+const LookupRoutes = Layer.unwrap(Effect.gen(function*() {
+  const registry = fromService(yield* McpSessionRegistry.McpSessionRegistry)
+  const floor = yield* Floor
+  return Layer.mergeAll(
+    HttpRouter.add("GET", "/lookup", (request) =>
+      Effect.succeed(lookedUp(registry, (request.source as IncomingMessage).rawHeaders, true) ? ok : refused)),
+    HttpRouter.add("GET", "/floor", (request) =>
+      Effect.succeed(floorFound(floor, (request.source as IncomingMessage).rawHeaders) ? ok : refused))
+  )
 }))
 
 const Routes = Layer.mergeAll(
   HttpRouter.add("GET", "/bare", Effect.succeed(ok)),
-  LookupRoute,
+  LookupRoutes,
   HttpRouter.add("GET", "/guarded", Effect.succeed(ok)).pipe(Layer.provide(McpBearerAuth.layer()))
 )
 
-const paths = ["/bare", "/guarded", "/lookup"] as const
+const paths = ["/bare", "/guarded", "/lookup", "/floor"] as const
 type Path = typeof paths[number]
 
 const answer = (res: ServerResponse, status = 200) => {
@@ -151,22 +178,29 @@ export const measure = (options: {
   readonly amount?: number | undefined
 }): Effect.Effect<GuardResult, unknown> =>
   Effect.scoped(Effect.gen(function*() {
+    // The registry first: the floor's map is made of the tokens it issues.
+    const registry = Context.get(
+      yield* Layer.build(McpSessionRegistry.layer(optionsFor(options.live))),
+      McpSessionRegistry.McpSessionRegistry
+    )
+    const tokens = yield* populate(registry, options.live)
+    const floor = Contenders.floor(tokens)
     const stack = HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
       Layer.provideMerge(NodeHttpServer.layerServer(createServer, { host: "127.0.0.1", port: 0 })),
-      Layer.provideMerge(McpSessionRegistry.layer(optionsFor(options.live)))
+      Layer.provide(Layer.succeed(McpSessionRegistry.McpSessionRegistry, registry)),
+      Layer.provide(Layer.succeed(Floor, floor))
     )
-    const context = yield* Layer.build(stack)
-    const server = Context.get(context, HttpServer.HttpServer)
-    const registry = Context.get(context, McpSessionRegistry.McpSessionRegistry)
+    const server = Context.get(yield* Layer.build(stack), HttpServer.HttpServer)
     if (server.address._tag === "UnixPathAddress") throw new Error("guard: expected a TCP address")
-    const tokens = yield* populate(registry, options.live)
     const child = yield* loadGenerator
+    const pinned = yield* pinApart(child)
     const guardRegistry = fromService(registry)
 
     const node = nodeGuard(guardRegistry)
     const nodeServer = yield* listening((req, res) => {
       if (req.url === "/guarded") node(req, res, () => answer(res))
       else if (req.url === "/lookup") answer(res, lookedUp(guardRegistry, req.rawHeaders, true) ? 200 : 401)
+      else if (req.url === "/floor") answer(res, floorFound(floor, req.rawHeaders) ? 200 : 401)
       else answer(res)
     })
 
@@ -180,14 +214,17 @@ export const measure = (options: {
         // `check` looks up without beginning a call.
         return lookedUp(guardRegistry, env.incoming.rawHeaders, false) ? okResponse() : new Response("refused", { status: 401 })
       }
+      if (url.endsWith("/floor")) {
+        return floorFound(floor, env.incoming.rawHeaders) ? okResponse() : new Response("refused", { status: 401 })
+      }
       if (!url.endsWith("/guarded")) return okResponse()
       const caller = web.check(request, env)
       return caller instanceof Response ? caller : okResponse()
     }, { overrideGlobalObjects: false }))
 
     const pair = Effect.fnUntraced(function*(guard: string, stackName: string, base: string) {
-      const cpu: Record<Path, Array<number>> = { "/bare": [], "/guarded": [], "/lookup": [] }
-      const rate: Record<Path, Array<number>> = { "/bare": [], "/guarded": [], "/lookup": [] }
+      const cpu: Record<Path, Array<number>> = { "/bare": [], "/guarded": [], "/lookup": [], "/floor": [] }
+      const rate: Record<Path, Array<number>> = { "/bare": [], "/guarded": [], "/lookup": [], "/floor": [] }
       const run = Effect.fnUntraced(function*(path: Path, seconds: number) {
         const before = process.cpuUsage()
         const result = yield* load(child, {
@@ -230,7 +267,8 @@ export const measure = (options: {
         samples: { withoutGuard: bare, withGuard: guarded },
         cpuMicrosPerRequest: { withoutGuard: median(cpu["/bare"]), withGuard: median(cpu["/guarded"]) },
         cpuCostPercent: (median(cpu["/guarded"]) / median(cpu["/bare"]) - 1) * 100,
-        lookupCpuMicrosPerRequest: median(cpu["/lookup"])
+        lookupCpuMicrosPerRequest: median(cpu["/lookup"]),
+        floorCpuMicrosPerRequest: median(cpu["/floor"])
       } satisfies GuardPair
     })
 
@@ -244,6 +282,7 @@ export const measure = (options: {
       liveCredentials: options.live,
       connections: options.connections,
       secondsPerRun: options.seconds,
+      pinned,
       guards
     }
   }))

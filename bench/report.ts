@@ -193,7 +193,10 @@ const lookupShare = (g: GuardPair): string => {
   const bare = g.cpuMicrosPerRequest.withoutGuard
   const signed = (micros: number) => `${micros >= 0 ? "+" : ""}${fmt(micros, 1)} µs`
   return `the registry lookup alone (no guard) ${signed(g.lookupCpuMicrosPerRequest! - bare)} of the guard's ` +
-    signed(g.cpuMicrosPerRequest.withGuard - bare)
+    signed(g.cpuMicrosPerRequest.withGuard - bare) +
+    (g.floorCpuMicrosPerRequest === undefined
+      ? ""
+      : `; the floor's lookup (one SHA-256, one plain Map read) ${signed(g.floorCpuMicrosPerRequest - bare)}`)
 }
 
 /** The run as Markdown tables. */

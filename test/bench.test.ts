@@ -1,9 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
+import * as Effect from "effect/Effect"
+import { execFile, execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { pinApart } from "../bench/cpus.ts"
 import type { Results } from "../bench/report.ts"
 import { execArgv } from "../bench/runtime.ts"
 
@@ -80,9 +82,11 @@ describe("npm run bench", () => {
       assert.isTrue(results.memory!.bytesPerCredential > 0)
       assert.strictEqual(results.sweep!.reclaimed, results.sweep!.size)
       assert.isTrue(results.guard!.withGuard > 0 && results.guard!.withoutGuard > 0)
-      // Each stack's lookup route ran (a refused lookup answers 401, which fails the run).
+      // Each stack's lookup and floor routes ran (a refused lookup answers 401, which fails the run).
       assert.deepStrictEqual(results.guard!.guards.map((g) => g.lookupCpuMicrosPerRequest! > 0), [true, true, true])
+      assert.deepStrictEqual(results.guard!.guards.map((g) => g.floorCpuMicrosPerRequest! > 0), [true, true, true])
       assert.strictEqual(stdout.split("the registry lookup alone (no guard)").length - 1, 3)
+      assert.strictEqual(stdout.split("the floor's lookup (one SHA-256, one plain Map read)").length - 1, 3)
       // One goal per requirement of the issue, each printed in the table.
       assert.strictEqual(results.goals.length, 14)
       for (const goal of results.goals) assert.include(stdout, goal.goal)
@@ -141,4 +145,27 @@ describe("the redis family's replica verdict", () => {
     assert.include(replicaVerdict({ ...replicas, machineBusyWithOne: 0.85 }, 2), "not judged: one replica's run kept 85% of the 2 cores busy")
     assert.include(replicaVerdict({ ...replicas, redisCores: 0.95 }, 8), "not judged: Redis was the bottleneck")
   })
+})
+
+describe("the guard family's CPU pinning", () => {
+  // `taskset -p` answers "pid N's current affinity mask: 3".
+  const maskOf = (pid: number) => execFileSync("taskset", ["-p", String(pid)], { encoding: "utf8" }).trim().split(" ").at(-1)
+
+  it.effect("pins the server and the load generator apart for the scope, then gives the server its CPUs back", () =>
+    Effect.gen(function*() {
+      const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" })
+      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill()))
+      const before = maskOf(process.pid)
+      const pinned = yield* Effect.scoped(Effect.gen(function*() {
+        const pinned = yield* pinApart(child)
+        if (pinned) {
+          assert.strictEqual(maskOf(process.pid), "1")
+          assert.strictEqual(maskOf(child.pid!), "2")
+        }
+        return pinned
+      }))
+      // This machine has two CPUs and taskset, as CI's does: the runs must be pinned.
+      assert.strictEqual(pinned, availableParallelism() >= 2)
+      assert.strictEqual(maskOf(process.pid), before)
+    }).pipe(Effect.scoped))
 })

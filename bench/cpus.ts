@@ -1,0 +1,52 @@
+/**
+ * Pinning a server and its load generator to CPUs of their own, for the runs
+ * that measure a server's CPU time per request. Left to the scheduler, the
+ * two processes (and V8's helper threads) trade CPUs and caches, which moved
+ * the bare route's figures by a fifth from one run to the next.
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { execFileSync } from "node:child_process"
+import { availableParallelism } from "node:os"
+
+// The affinity mask `taskset -p` reports for a process, as hex.
+const maskOf = (pid: number): string => {
+  const said = execFileSync("taskset", ["-p", String(pid)], { encoding: "utf8" })
+  const mask = /:\s*([0-9a-f]+)\s*$/i.exec(said)?.[1]
+  if (mask === undefined) throw new Error(`taskset said ${JSON.stringify(said)}`)
+  return mask
+}
+
+// Every thread of `pid` onto `cpus` (a mask, or a list with `-c`).
+const pin = (pid: number, cpus: string, list: boolean): void => {
+  execFileSync("taskset", ["-a", "-p", ...(list ? ["-c"] : []), cpus, String(pid)], { stdio: "ignore" })
+}
+
+/**
+ * Pins this process to CPU 0 and `child` to CPU 1 for the scope, and gives
+ * this process its affinity back after. Succeeds with whether it pinned:
+ * `false` on one CPU, or where `taskset` is missing or refused.
+ */
+export const pinApart = (child: { readonly pid?: number | undefined }): Effect.Effect<boolean, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync((): string | undefined => {
+      if (availableParallelism() < 2 || child.pid === undefined) return undefined
+      try {
+        const mask = maskOf(process.pid)
+        pin(process.pid, "0", true)
+        pin(child.pid, "1", true)
+        return mask
+      } catch {
+        return undefined
+      }
+    }),
+    (mask) =>
+      Effect.sync(() => {
+        if (mask === undefined) return
+        try {
+          pin(process.pid, mask, false)
+        } catch {
+          // The process keeps running on CPU 0: slower figures after, not wrong ones.
+        }
+      })
+  ).pipe(Effect.map((mask) => mask !== undefined))
