@@ -17,15 +17,24 @@ const maskOf = (pid: number): string => {
   return mask
 }
 
+// The CPUs a mask allows, lowest first.
+const cpusOf = (mask: string): Array<number> => {
+  const bits = BigInt(`0x${mask}`)
+  const cpus: Array<number> = []
+  for (let cpu = 0; bits >> BigInt(cpu) !== 0n; cpu++) if ((bits >> BigInt(cpu)) & 1n) cpus.push(cpu)
+  return cpus
+}
+
 // Every thread of `pid` onto `cpus` (a mask, or a list with `-c`).
 const pin = (pid: number, cpus: string, list: boolean): void => {
   execFileSync("taskset", ["-a", "-p", ...(list ? ["-c"] : []), cpus, String(pid)], { stdio: "ignore" })
 }
 
 /**
- * Pins this process to CPU 0 and `child` to CPU 1 for the scope, and gives
- * this process its affinity back after. Succeeds with whether it pinned:
- * `false` on one CPU, or where `taskset` is missing or refused.
+ * Pins this process to the first CPU it may run on and `child` to the second
+ * for the scope, and gives this process its affinity back after. Succeeds
+ * with whether it pinned: `false` with fewer than two CPUs, or where
+ * `taskset` is missing or refused.
  */
 export const pinApart = (child: { readonly pid?: number | undefined }): Effect.Effect<boolean, never, Scope.Scope> =>
   Effect.acquireRelease(
@@ -33,8 +42,10 @@ export const pinApart = (child: { readonly pid?: number | undefined }): Effect.E
       if (availableParallelism() < 2 || child.pid === undefined) return undefined
       try {
         const mask = maskOf(process.pid)
-        pin(process.pid, "0", true)
-        pin(child.pid, "1", true)
+        const cpus = cpusOf(mask)
+        if (cpus.length < 2) return undefined
+        pin(process.pid, String(cpus[0]), true)
+        pin(child.pid, String(cpus[1]), true)
         return mask
       } catch {
         return undefined
@@ -46,7 +57,7 @@ export const pinApart = (child: { readonly pid?: number | undefined }): Effect.E
         try {
           pin(process.pid, mask, false)
         } catch {
-          // The process keeps running on CPU 0: slower figures after, not wrong ones.
+          // The process keeps running on one CPU: slower figures after, not wrong ones.
         }
       })
   ).pipe(Effect.map((mask) => mask !== undefined))
