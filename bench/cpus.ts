@@ -9,8 +9,8 @@ import type * as Scope from "effect/Scope"
 import { execFileSync } from "node:child_process"
 import { availableParallelism } from "node:os"
 
-// The affinity mask `taskset -p` reports for a process, as hex.
-const maskOf = (pid: number): string => {
+/** The affinity mask `taskset -p` reports for a process, as hex (`3` for CPUs 0 and 1). */
+export const maskOf = (pid: number): string => {
   const said = execFileSync("taskset", ["-p", String(pid)], { encoding: "utf8" })
   const mask = /:\s*([0-9a-f]+)\s*$/i.exec(said)?.[1]
   if (mask === undefined) throw new Error(`taskset said ${JSON.stringify(said)}`)

@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { execFile, execFileSync, spawn } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { pinApart } from "../bench/cpus.ts"
+import { maskOf, pinApart } from "../bench/cpus.ts"
 import type { Results } from "../bench/report.ts"
 import { execArgv } from "../bench/runtime.ts"
 
@@ -148,14 +148,11 @@ describe("the redis family's replica verdict", () => {
 })
 
 describe("the guard family's CPU pinning", () => {
-  // `taskset -p` answers "pid N's current affinity mask: 3".
-  const maskOf = (pid: number) => execFileSync("taskset", ["-p", String(pid)], { encoding: "utf8" }).trim().split(" ").at(-1)
-
   it.effect("pins the server and the load generator apart for the scope, then gives the server its CPUs back", () =>
     Effect.gen(function*() {
       const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" })
       yield* Effect.addFinalizer(() => Effect.sync(() => child.kill()))
-      const before = maskOf(process.pid)!
+      const before = maskOf(process.pid)
       const allowed = BigInt(`0x${before}`)
       const pinned = yield* Effect.scoped(Effect.gen(function*() {
         const pinned = yield* pinApart(child)
