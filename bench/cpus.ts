@@ -40,14 +40,28 @@ export const pinApart = (child: { readonly pid?: number | undefined }): Effect.E
   Effect.acquireRelease(
     Effect.sync((): string | undefined => {
       if (availableParallelism() < 2 || child.pid === undefined) return undefined
+      let mask: string
       try {
-        const mask = maskOf(process.pid)
-        const cpus = cpusOf(mask)
-        if (cpus.length < 2) return undefined
+        mask = maskOf(process.pid)
+      } catch {
+        return undefined
+      }
+      const cpus = cpusOf(mask)
+      if (cpus.length < 2) return undefined
+      try {
         pin(process.pid, String(cpus[0]), true)
         pin(child.pid, String(cpus[1]), true)
+        // `taskset -a` succeeds without doing anything for a process gone
+        // already: only the child's mask read back says it was pinned.
+        if (maskOf(child.pid) !== (1n << BigInt(cpus[1]!)).toString(16)) throw new Error("the load generator was not pinned")
         return mask
       } catch {
+        // Pinned half-way: the bench gets its CPUs back at once.
+        try {
+          pin(process.pid, mask, false)
+        } catch {
+          // Nothing more to do: slower figures after, not wrong ones.
+        }
         return undefined
       }
     }),

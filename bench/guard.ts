@@ -21,8 +21,8 @@
  * with no guard around it: what of the guard's cost is the lookup (SHA-256
  * and the index, with the caches as the server's own work leaves them), and
  * what is the guard's own. A fourth is the bare one plus the floor's lookup
- * (`contenders.ts`: one SHA-256 and one `Map` read of a plain map, no
- * registry): what no lookup of a digest can cost less than, in the same
+ * (`contenders.ts`: one SHA-256, one read of a plain `Map` and one
+ * timestamp write, no registry): what no lookup of a digest can cost less than, in the same
  * place.
  *
  * The server and the load generator run on CPUs of their own where the
@@ -168,7 +168,7 @@ const listening = (listener: (req: IncomingMessage, res: ServerResponse) => void
     (server) => Effect.sync(server.close)
   )
 
-/** Serves each stack's two routes, then loads them in alternation. */
+/** Serves each stack's four routes, then loads them in alternation. */
 export const measure = (options: {
   readonly live: number
   readonly connections: number

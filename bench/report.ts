@@ -196,7 +196,7 @@ const lookupShare = (g: GuardPair): string => {
     signed(g.cpuMicrosPerRequest.withGuard - bare) +
     (g.floorCpuMicrosPerRequest === undefined
       ? ""
-      : `; the floor's lookup (one SHA-256, one plain Map read) ${signed(g.floorCpuMicrosPerRequest - bare)}`)
+      : `; the floor's lookup (one SHA-256, one plain Map read and write) ${signed(g.floorCpuMicrosPerRequest - bare)}`)
 }
 
 /** The run as Markdown tables. */
