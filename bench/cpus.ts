@@ -30,6 +30,16 @@ const pin = (pid: number, cpus: string, list: boolean): void => {
   execFileSync("taskset", ["-a", "-p", ...(list ? ["-c"] : []), cpus, String(pid)], { stdio: "ignore" })
 }
 
+// This process back onto `mask`. A failure leaves it on one CPU: slower
+// figures after, not wrong ones.
+const restore = (mask: string): void => {
+  try {
+    pin(process.pid, mask, false)
+  } catch {
+    // Nothing more to do.
+  }
+}
+
 /**
  * Pins this process to the first CPU it may run on and `child` to the second
  * for the scope, and gives this process its affinity back after. Succeeds
@@ -57,21 +67,12 @@ export const pinApart = (child: { readonly pid?: number | undefined }): Effect.E
         return mask
       } catch {
         // Pinned half-way: the bench gets its CPUs back at once.
-        try {
-          pin(process.pid, mask, false)
-        } catch {
-          // Nothing more to do: slower figures after, not wrong ones.
-        }
+        restore(mask)
         return undefined
       }
     }),
     (mask) =>
       Effect.sync(() => {
-        if (mask === undefined) return
-        try {
-          pin(process.pid, mask, false)
-        } catch {
-          // The process keeps running on one CPU: slower figures after, not wrong ones.
-        }
+        if (mask !== undefined) restore(mask)
       })
   ).pipe(Effect.map((mask) => mask !== undefined))

@@ -22,11 +22,11 @@
  * and the index, with the caches as the server's own work leaves them), and
  * what is the guard's own. A fourth is the bare one plus the floor's lookup
  * (`contenders.ts`: one SHA-256, one read of a plain `Map` and one
- * timestamp write, no registry): what no lookup of a digest can cost less than, in the same
- * place.
+ * timestamp write, no registry): what no lookup of a digest can cost less
+ * than, in the same place.
  *
  * The server and the load generator run on CPUs of their own where the
- * machine has two (`cpus.ts`).
+ * bench may use two (`cpus.ts`).
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { getRequestListener } from "@hono/node-server"
@@ -77,7 +77,7 @@ export interface GuardPair {
   readonly lookupCpuMicrosPerRequest?: number | undefined
   /**
    * The same of the bare route plus the floor's lookup (one SHA-256, one
-   * plain `Map` read): `floor - bare` is the least any digest lookup costs
+   * plain `Map` read and write): `floor - bare` is the least any digest lookup costs
    * in that place.
    */
   readonly floorCpuMicrosPerRequest?: number | undefined
@@ -206,17 +206,14 @@ export const measure = (options: {
 
     const web = webGuard(guardRegistry)
     const okResponse = () => new Response("ok", { headers: { "content-type": "text/plain" } })
+    const webAnswer = (found: boolean) => (found ? okResponse() : new Response("refused", { status: 401 }))
     // The guard is given the server's bindings, as docs/guards.md says to on
     // @hono/node-server: it then reads Node's raw headers, not the Web ones.
     const webServer = yield* listening(getRequestListener((request, env) => {
       const url = request.url
-      if (url.endsWith("/lookup")) {
-        // `check` looks up without beginning a call.
-        return lookedUp(guardRegistry, env.incoming.rawHeaders, false) ? okResponse() : new Response("refused", { status: 401 })
-      }
-      if (url.endsWith("/floor")) {
-        return floorFound(floor, env.incoming.rawHeaders) ? okResponse() : new Response("refused", { status: 401 })
-      }
+      // `/lookup` looks up as `check` does, beginning no call.
+      if (url.endsWith("/lookup")) return webAnswer(lookedUp(guardRegistry, env.incoming.rawHeaders, false))
+      if (url.endsWith("/floor")) return webAnswer(floorFound(floor, env.incoming.rawHeaders))
       if (!url.endsWith("/guarded")) return okResponse()
       const caller = web.check(request, env)
       return caller instanceof Response ? caller : okResponse()
