@@ -234,7 +234,7 @@ const invalid: Record<InvalidReason, InvalidCredential> = Object.fromEntries(
 const liveCount = (store: Store, now: number): number => {
   const idle = store.idleClock(now)
   let live = 0
-  for (const entry of store.byDigest.values()) {
+  for (const entry of store.byId.values()) {
     if (store.deadReason(entry, now, idle) === undefined) live++
   }
   return live
@@ -454,7 +454,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   const revokeEverything = (reason: RevocationReason) =>
     withEvents((now, events) => {
       let live = 0
-      for (const entry of Array.from(store.byDigest.values())) {
+      for (const entry of Array.from(store.byId.values())) {
         if (store.revoke(entry, reason, now, events)) live++
       }
       return live
@@ -472,7 +472,7 @@ export const make = Effect.fnUntraced(function*(options?: RegistryConfig.Options
   // Works in chunks bounded by count and by time, and yields between them, so
   // reclaiming a million credentials never holds the event loop for long.
   const sweep: Effect.Effect<number> = Effect.gen(function*() {
-    const iterator = store.byDigest.values()
+    const iterator = store.byId.values()
     const budget = BigInt(sweepChunkMillis * 1_000_000)
     let reclaimed = 0
     while (true) {

@@ -10,8 +10,10 @@ import * as BearerToken from "../BearerToken.ts"
 import type { CredentialInfo, InvalidReason } from "../Credential.ts"
 import type { Resolved } from "../RegistryConfig.ts"
 import type { RevocationEvent, RevocationReason } from "../Revocation.ts"
+import { DigestIndex } from "./digestIndex.ts"
 import { randomBase64Url } from "./entropy.ts"
 import { byFirstCode, byTail, ShardedMap } from "./shardedMap.ts"
+import * as TokenDigest from "./tokenDigest.ts"
 
 const credentialIdPrefix = "cred_"
 const providerSessionIdPrefix = "psess_"
@@ -99,7 +101,8 @@ const wallIdleClock: IdleClockReader = (now) => now
 
 export class Store {
   // Sharded so that emptying them never rehashes a million entries at once.
-  readonly byDigest = new ShardedMap<Entry>(byFirstCode)
+  // `byId` holds every credential `byDigest` does and is the one iterated.
+  readonly byDigest = new DigestIndex<Entry>()
   readonly byId = new ShardedMap<Entry>(byTail)
   readonly threads = new ShardedMap<Entry>(byTail)
   /** A remembered key's burial number: its place in the burial queue below. */
@@ -254,11 +257,12 @@ export class Store {
     if (typeof token !== "string") return this.neverValid("malformed", now)
     // The length first, so a megabyte of input fails at once. The key covers
     // the whole token, so a token found is exact and a live lookup costs one
-    // hash and no checksum test; only a token not held is checked further.
+    // hash and no checksum test; only a token not held is checked further,
+    // and hashed again into the string the tombstones are keyed by.
     if (token.length !== BearerToken.length) return this.neverValid(token.length === 0 ? "missing" : "malformed", now)
-    const key = BearerToken.lookupKey(token)
-    const entry = this.byDigest.get(key)
-    if (entry === undefined) return this.tombstone(token, key, now)
+    const words = TokenDigest.ofAscii(token)
+    const entry = words === undefined ? undefined : this.byDigest.get(words)
+    if (entry === undefined) return this.tombstone(token, BearerToken.lookupKey(token), now)
     const dead = this.deadReason(entry, now, idle)
     if (dead !== undefined) {
       this.reclaimed.push(this.remove(entry, dead, now, idle))
@@ -275,7 +279,8 @@ export class Store {
    */
   isLive(token: string, now: number, idle: number = this.idleClock(now)): boolean {
     if (token.length !== BearerToken.length) return false
-    const entry = this.byDigest.get(BearerToken.lookupKey(token))
+    const words = TokenDigest.ofAscii(token)
+    const entry = words === undefined ? undefined : this.byDigest.get(words)
     return entry !== undefined && this.deadReason(entry, now, idle) === undefined
   }
 
@@ -394,7 +399,7 @@ export class Store {
     if (targets !== undefined) {
       for (const target of targets) events.push(this.remove(target, "replaced", now, idle))
     }
-    this.byDigest.set(key, entry)
+    this.byDigest.add(entry)
     this.byId.set(entry.credentialId, entry)
     const head = this.threads.get(entry.threadId)
     if (head !== undefined) {
@@ -411,7 +416,7 @@ export class Store {
   private reclaimAll(now: number, idle: number, events: Array<RevocationEvent>): void {
     let earliestExpiry = Infinity
     let earliestIdle = Infinity
-    for (const entry of this.byDigest.values()) {
+    for (const entry of this.byId.values()) {
       const dead = this.deadReason(entry, now, idle)
       if (dead !== undefined) {
         events.push(this.remove(entry, dead, now, idle))
@@ -531,7 +536,7 @@ export class Store {
   list(now: number): Array<CredentialInfo> {
     const idle = this.idleClock(now)
     const out: Array<CredentialInfo> = []
-    for (const entry of this.byDigest.values()) {
+    for (const entry of this.byId.values()) {
       if (this.deadReason(entry, now, idle) === undefined) out.push(this.info(entry, now, idle))
     }
     return out
@@ -540,7 +545,7 @@ export class Store {
   /** Takes a credential out of every index and leaves a tombstone. */
   remove(entry: Entry, reason: RevocationReason, now: number, idle: number = this.idleClock(now)): RevocationEvent {
     entry.leftAs = reason
-    this.byDigest.delete(entry.key)
+    this.byDigest.delete(entry)
     this.byId.delete(entry.credentialId)
     if (entry.prev !== undefined) {
       entry.prev.next = entry.next

@@ -9,7 +9,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Redacted } from "effect"
 import { BearerToken, McpSessionRegistry, RegistryConfig } from "../../src/index.ts"
-import { Store } from "../../src/internal/store.ts"
+import { DigestIndex } from "../../src/internal/digestIndex.ts"
+import { type Entry, Store } from "../../src/internal/store.ts"
 import { metricValue, recorder, seeded } from "./support.ts"
 
 const sprayCount = 100_000
@@ -75,13 +76,35 @@ class CountingMap<K, V> extends Map<K, V> {
   }
 }
 
+/** A digest index that counts how it is used. */
+class CountingIndex extends DigestIndex<Entry> {
+  reads = 0
+  writes = 0
+  override get(words: Int32Array) {
+    this.reads++
+    return super.get(words)
+  }
+  override has(key: string) {
+    this.reads++
+    return super.has(key)
+  }
+  override add(entry: Entry) {
+    this.writes++
+    super.add(entry)
+  }
+  override delete(entry: Entry) {
+    this.writes++
+    return super.delete(entry)
+  }
+}
+
 /** A store whose indexes count their reads and writes, filled with `live` credentials and tombstones at their cap. */
 const countingStore = (live: number) =>
   Effect.gen(function*() {
     const config = yield* RegistryConfig.resolve({ maxCredentials: live, maxTombstones: 1_000 })
     const store = new Store(config)
     const maps = {
-      byDigest: new CountingMap<string, unknown>(),
+      byDigest: new CountingIndex(),
       byId: new CountingMap<string, unknown>(),
       threads: new CountingMap<string, unknown>(),
       tombstones: new CountingMap<string, number>()
