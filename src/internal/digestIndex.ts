@@ -6,8 +6,8 @@
  * busy server (bucket, entry, the key string, the value) plus the string's
  * allocation and hashing. Here a digest is eight words (`tokenDigest.ts`)
  * and each shard an open-addressed table: a slot holds two of the words in an
- * `Int32Array` beside its value, so a probe reads one line of numbers, and
- * only a slot whose words agree reads its value's key to compare the rest.
+ * `Int32Array` beside its value, so a probe reads no object, and only a slot
+ * whose words agree reads its value's key to compare all eight.
  * Linear probing with backward-shift deletion leaves no deleted slots to
  * step over. Split 64 ways, as `ShardedMap` is and for the same reason: no
  * resize ever moves more than a 64th of the index at once.
@@ -34,7 +34,7 @@ class Shard<V extends Keyed> {
 
   constructor(capacity: number) {
     this.words = new Int32Array(capacity * 2)
-    this.values = Array.from({ length: capacity }, () => undefined)
+    this.values = new Array<V | undefined>(capacity).fill(undefined)
     this.mask = capacity - 1
   }
 }
@@ -50,6 +50,15 @@ export class DigestIndex<V extends Keyed> {
 
   /** The value whose digest is `words` (eight words, as `tokenDigest.ofAscii` gives). */
   get(words: Int32Array): V | undefined {
+    return this.find(words)
+  }
+
+  /** Whether a value with this digest (a binary string) is held. */
+  has(key: string): boolean {
+    return this.find(ofKey(key)) !== undefined
+  }
+
+  private find(words: Int32Array): V | undefined {
     const shard = this.shards[words[0]! >>> (32 - shardBits)]!
     const w1 = words[1]!
     const w2 = words[2]!
@@ -59,11 +68,6 @@ export class DigestIndex<V extends Keyed> {
       if (value === undefined) return undefined
       if (shard.words[slot * 2] === w1 && shard.words[slot * 2 + 1] === w2 && matches(value.key, words)) return value
     }
-  }
-
-  /** Whether a value with this digest (a binary string) is held. */
-  has(key: string): boolean {
-    return this.get(ofKey(key)) !== undefined
   }
 
   /** Adds a value whose digest is not held yet. */
@@ -97,6 +101,8 @@ export class DigestIndex<V extends Keyed> {
       }
     }
     shard.values[hole] = undefined
+    shard.words[hole * 2] = 0
+    shard.words[hole * 2 + 1] = 0
     shard.size--
     this.count--
     // Shrinks once an eighth full, so a mass expiry hands its memory back.
@@ -106,10 +112,31 @@ export class DigestIndex<V extends Keyed> {
     return true
   }
 
+  /**
+   * The longest run of occupied slots in any shard: the most a probe can
+   * step over, for the tests that bound it.
+   *
+   * @internal
+   */
+  longestRun(): number {
+    let longest = 0
+    for (const shard of this.shards) {
+      const capacity = shard.values.length
+      // From a free slot, so a run that wraps round the end is counted whole.
+      const start = shard.values.indexOf(undefined)
+      let run = 0
+      for (let i = 1; i <= capacity; i++) {
+        if (shard.values[(start + i) % capacity] === undefined) run = 0
+        else if (++run > longest) longest = run
+      }
+    }
+    return longest
+  }
+
   private resize(shard: Shard<V>, capacity: number): void {
     const { values, words } = shard
     shard.words = new Int32Array(capacity * 2)
-    shard.values = Array.from({ length: capacity }, () => undefined)
+    shard.values = new Array<V | undefined>(capacity).fill(undefined)
     shard.mask = capacity - 1
     for (let slot = 0; slot < values.length; slot++) {
       const value = values[slot]

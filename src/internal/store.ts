@@ -257,12 +257,12 @@ export class Store {
     if (typeof token !== "string") return this.neverValid("malformed", now)
     // The length first, so a megabyte of input fails at once. The key covers
     // the whole token, so a token found is exact and a live lookup costs one
-    // hash and no checksum test; only a token not held is checked further,
-    // and hashed again into the string the tombstones are keyed by.
+    // hash and no checksum test; only a token not held is checked further.
     if (token.length !== BearerToken.length) return this.neverValid(token.length === 0 ? "missing" : "malformed", now)
     const words = TokenDigest.ofAscii(token)
-    const entry = words === undefined ? undefined : this.byDigest.get(words)
-    if (entry === undefined) return this.tombstone(token, BearerToken.lookupKey(token), now)
+    if (words === undefined) return this.neverValid("malformed", now)
+    const entry = this.byDigest.get(words)
+    if (entry === undefined) return this.tombstone(token, TokenDigest.keyOf(words), now)
     const dead = this.deadReason(entry, now, idle)
     if (dead !== undefined) {
       this.reclaimed.push(this.remove(entry, dead, now, idle))
@@ -302,7 +302,8 @@ export class Store {
   // Why a token the store does not hold is refused: a credential it
   // remembers, else `malformed` when the token's checksum disagrees (a second
   // hash, paid only here), else `unknown`. A remembered key is a whole issued
-  // token, so its checksum holds.
+  // token, so its checksum holds. (A token outside ASCII never gets here: no
+  // issued token is, so it is `malformed` at once.)
   private tombstone(token: string, key: string, now: number): InvalidReason {
     const burial = this.tombstones.get(key)
     if (burial === undefined) {

@@ -25,8 +25,11 @@ const K = new Int32Array([
 /** The longest string one block holds: 64 bytes less the 0x80 marker and the 8-byte length. */
 export const maxLength = 55
 
-// Scratch space: every call overwrites both, so a caller reads the words it
-// was given before it digests anything else.
+// Scratch space. The digest is overwritten by the next call, so a caller
+// reads the words it was given before it digests anything else. The schedule
+// holds the token itself (its first 16 words are the token's bytes, and the
+// rest give them back), so it is cleared before returning: no raw token
+// outlives the call in a buffer that lives as long as the process.
 const schedule = new Int32Array(64)
 const digest = new Int32Array(8)
 
@@ -87,8 +90,16 @@ export const ofAscii = (text: string): Int32Array | undefined => {
   digest[5] = (f + 0x9b05688c) | 0
   digest[6] = (g + 0x1f83d9ab) | 0
   digest[7] = (h + 0x5be0cd19) | 0
+  w.fill(0)
   return digest
 }
+
+/**
+ * Whether the scratch schedule holds nothing of the last text digested.
+ *
+ * @internal
+ */
+export const scratchIsClear = (): boolean => schedule.every((word) => word === 0)
 
 /** Word `i` of a digest held as a 32-character binary string. */
 export const wordOf = (key: string, i: number): number =>
@@ -101,6 +112,16 @@ export const matches = (key: string, words: Int32Array): boolean => {
     if (wordOf(key, i) !== words[i]) return false
   }
   return true
+}
+
+/** A word digest as the 32-character binary string the store's other indexes key by. */
+export const keyOf = (words: Int32Array): string => {
+  let key = ""
+  for (let i = 0; i < 8; i++) {
+    const w = words[i]!
+    key += String.fromCharCode((w >>> 24) & 0xff, (w >>> 16) & 0xff, (w >>> 8) & 0xff, w & 0xff)
+  }
+  return key
 }
 
 const keyWords = new Int32Array(8)

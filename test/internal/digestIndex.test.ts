@@ -58,6 +58,20 @@ describe("DigestIndex", () => {
     for (const value of values.slice(19_990)) assert.strictEqual(find(index, value.key), value)
   })
 
+  it("keeps probe runs short for random digests, and tells a crowded run", () => {
+    const index = new DigestIndex<Value>()
+    for (let n = 0; n < 100_000; n++) {
+      const words = Array.from({ length: 8 }, () => (Math.random() * 2 ** 32) | 0)
+      index.add({ key: keyOf(words), n })
+    }
+    // At most half full, linear probing's longest run grows as log n: about
+    // 20 slots here. A clustering bug (a bad start slot) makes it thousands.
+    assert.isAtMost(index.longestRun(), 64)
+    const crowd = new DigestIndex<Value>()
+    for (let i = 0; i <= 60; i++) crowd.add({ key: crowded(i), n: i })
+    assert.isAtLeast(crowd.longestRun(), 40)
+  })
+
   it("deletes only the very value it holds", () => {
     const index = new DigestIndex<Value>()
     const value = { key: crowded(1), n: 1 }

@@ -145,3 +145,19 @@ describe("Store lookup by the whole token", () => {
     assert.strictEqual(b.store.resolve(expired, 2 * hour + 2), "expired")
   })
 })
+
+describe("Store lookups", () => {
+  it("refuse a token of the right length outside ASCII as malformed, without finding or hashing it as bytes", () => {
+    const { issued, store } = filled(10, {})
+    for (const { token } of issued) {
+      for (const odd of ["é", "\u0100", "中", "\ud800"]) {
+        const altered = token.slice(0, -1) + odd
+        assert.strictEqual(altered.length, token.length)
+        assert.strictEqual(store.resolve(altered, 1), "malformed")
+        assert.isFalse(store.isLive(altered, 1))
+      }
+      assert.notStrictEqual(typeof store.resolve(token, 1), "string")
+      assert.isTrue(store.isLive(token, 1))
+    }
+  })
+})

@@ -25,14 +25,21 @@ describe("tokenDigest", () => {
     }), { numRuns: 2_000 })
   })
 
-  it("gives the words of the store's key for every minted token", () => {
+  it("gives the words of the store's key for every minted token, and the key back", () => {
+    assert.isAtMost(BearerToken.length, TokenDigest.maxLength)
     for (let i = 0; i < 1_000; i++) {
       const token = BearerToken.mint()
       const key = BearerToken.lookupKey(token)
       const words = TokenDigest.ofAscii(token)!
       assert.isTrue(TokenDigest.matches(key, words))
+      assert.strictEqual(TokenDigest.keyOf(words), key)
       assert.deepStrictEqual(Array.from(TokenDigest.ofKey(key)), Array.from(words))
     }
+  })
+
+  it("leaves nothing of the token in its scratch space", () => {
+    TokenDigest.ofAscii(BearerToken.mint())
+    assert.isTrue(TokenDigest.scratchIsClear())
   })
 
   it("declines what is not one block of ASCII, rather than hash other bytes", () => {
