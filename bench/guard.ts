@@ -25,6 +25,14 @@
  * timestamp write, no registry): what no lookup of a digest can cost less
  * than, in the same place.
  *
+ * Those routes' CPU times differ by a microsecond or two, about what the
+ * machine drifts between runs. So on the `node:http` and Hono stacks a fifth
+ * route times the two lookups themselves, in turn on successive requests of
+ * one run: the registry's, as the `/lookup` route makes it, and the floor's,
+ * each with the caches as the requests before it left them. Side by side in
+ * one run, their ratio is what the resolve family's hot loops cannot show:
+ * how the lookups compare where a server makes them.
+ *
  * The server and the load generator run on CPUs of their own where the
  * bench may use two (`cpus.ts`).
  */
@@ -81,6 +89,13 @@ export interface GuardPair {
    * in that place.
    */
   readonly floorCpuMicrosPerRequest?: number | undefined
+  /**
+   * The registry's lookup and the floor's, timed inside the handler in turn
+   * on successive requests of one run (median of the runs, in nanoseconds);
+   * `floor / registry` is the registry's speed against the floor's in place.
+   * Absent on the Effect stack, whose routes are not plain functions.
+   */
+  readonly inPlace?: { readonly registryNanos: number; readonly floorNanos: number; readonly ratio: number } | undefined
 }
 
 /**
@@ -114,6 +129,33 @@ const lookedUp = (registry: GuardRegistry, rawHeaders: ReadonlyArray<string>, wi
   if ("_tag" in found) return false
   found.end()
   return true
+}
+
+/** The two lookups of the in-place route, timed in turn, one per request. */
+const makeInPlace = (registry: GuardRegistry, floor: Contenders.PlainResolver) => {
+  const nanos = [0, 0]
+  const counts = [0, 0]
+  let turn = 0
+  return {
+    /** Times the next lookup in turn; whether it found the token live. */
+    found: (rawHeaders: ReadonlyArray<string>): boolean => {
+      const token = tokenOf(rawHeaders)
+      const which = turn
+      turn ^= 1
+      const start = performance.now()
+      const live = which === 0 ? !("_tag" in (registry.lookup(token) as object)) : floor.resolve(token) !== undefined
+      nanos[which]! += (performance.now() - start) * 1e6
+      counts[which]!++
+      return live
+    },
+    /** The mean of each since the last call, in nanoseconds: `[registry, floor]`. */
+    take: (): readonly [number, number] => {
+      const means = [nanos[0]! / counts[0]!, nanos[1]! / counts[1]!] as const
+      nanos.fill(0)
+      counts.fill(0)
+      return means
+    }
+  }
 }
 
 /** Whether the floor's lookup found the token of a raw header list. */
@@ -197,8 +239,10 @@ export const measure = (options: {
     const guardRegistry = fromService(registry)
 
     const node = nodeGuard(guardRegistry)
+    const nodeInPlace = makeInPlace(guardRegistry, floor)
     const nodeServer = yield* listening((req, res) => {
       if (req.url === "/guarded") node(req, res, () => answer(res))
+      else if (req.url === "/inplace") answer(res, nodeInPlace.found(req.rawHeaders) ? 200 : 401)
       else if (req.url === "/lookup") answer(res, lookedUp(guardRegistry, req.rawHeaders, true) ? 200 : 401)
       else if (req.url === "/floor") answer(res, floorFound(floor, req.rawHeaders) ? 200 : 401)
       else answer(res)
@@ -209,8 +253,10 @@ export const measure = (options: {
     const webAnswer = (found: boolean) => (found ? okResponse() : new Response("refused", { status: 401 }))
     // The guard is given the server's bindings, as docs/guards.md says to on
     // @hono/node-server: it then reads Node's raw headers, not the Web ones.
+    const webInPlace = makeInPlace(guardRegistry, floor)
     const webServer = yield* listening(getRequestListener((request, env) => {
       const url = request.url
+      if (url.endsWith("/inplace")) return webAnswer(webInPlace.found(env.incoming.rawHeaders))
       // `/lookup` looks up as `check` does, beginning no call.
       if (url.endsWith("/lookup")) return webAnswer(lookedUp(guardRegistry, env.incoming.rawHeaders, false))
       if (url.endsWith("/floor")) return webAnswer(floorFound(floor, env.incoming.rawHeaders))
@@ -219,10 +265,15 @@ export const measure = (options: {
       return caller instanceof Response ? caller : okResponse()
     }, { overrideGlobalObjects: false }))
 
-    const pair = Effect.fnUntraced(function*(guard: string, stackName: string, base: string) {
+    const pair = Effect.fnUntraced(function*(
+      guard: string,
+      stackName: string,
+      base: string,
+      inPlace?: ReturnType<typeof makeInPlace>
+    ) {
       const cpu: Record<Path, Array<number>> = { "/bare": [], "/guarded": [], "/lookup": [], "/floor": [] }
       const rate: Record<Path, Array<number>> = { "/bare": [], "/guarded": [], "/lookup": [], "/floor": [] }
-      const run = Effect.fnUntraced(function*(path: Path, seconds: number) {
+      const run = Effect.fnUntraced(function*(path: Path | "/inplace", seconds: number) {
         const before = process.cpuUsage()
         const result = yield* load(child, {
           url: base + path,
@@ -234,6 +285,7 @@ export const measure = (options: {
         if (result.non2xx > 0 || result.errors > 0 || result.requests === 0) {
           throw new Error(`guard: ${guard} ${path} answered ${result.non2xx} non-2xx and ${result.errors} errors`)
         }
+        if (path === "/inplace") return
         const used = process.cpuUsage(before)
         cpu[path].push((used.user + used.system) / result.requests)
         rate[path].push(result.requestsPerSecond)
@@ -250,6 +302,18 @@ export const measure = (options: {
       for (let round = 0; round < options.rounds; round++) {
         for (let i = 0; i < paths.length; i++) yield* run(paths[(round + i) % paths.length]!, options.seconds)
       }
+      const registryNanos: Array<number> = []
+      const floorNanos: Array<number> = []
+      if (inPlace !== undefined) {
+        if (options.amount === undefined) yield* run("/inplace", 1)
+        inPlace.take()
+        for (let round = 0; round < options.rounds; round++) {
+          yield* run("/inplace", options.seconds)
+          const [registryMean, floorMean] = inPlace.take()
+          registryNanos.push(registryMean)
+          floorNanos.push(floorMean)
+        }
+      }
       const bare = rate["/bare"]
       const guarded = rate["/guarded"]
       const withoutGuard = median(bare)
@@ -265,14 +329,19 @@ export const measure = (options: {
         cpuMicrosPerRequest: { withoutGuard: median(cpu["/bare"]), withGuard: median(cpu["/guarded"]) },
         cpuCostPercent: (median(cpu["/guarded"]) / median(cpu["/bare"]) - 1) * 100,
         lookupCpuMicrosPerRequest: median(cpu["/lookup"]),
-        floorCpuMicrosPerRequest: median(cpu["/floor"])
+        floorCpuMicrosPerRequest: median(cpu["/floor"]),
+        inPlace: inPlace === undefined ? undefined : {
+          registryNanos: median(registryNanos),
+          floorNanos: median(floorNanos),
+          ratio: median(floorNanos) / median(registryNanos)
+        }
       } satisfies GuardPair
     })
 
     const guards = [
       yield* pair("McpBearerAuth", "Effect HttpRouter on node:http", `http://127.0.0.1:${server.address.port}`),
-      yield* pair("nodeGuard", "node:http", nodeServer.base),
-      yield* pair("webGuard", "@hono/node-server request listener", webServer.base)
+      yield* pair("nodeGuard", "node:http", nodeServer.base, nodeInPlace),
+      yield* pair("webGuard", "@hono/node-server request listener", webServer.base, webInPlace)
     ]
     return {
       ...guards[0]!,

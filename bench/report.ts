@@ -196,7 +196,11 @@ const lookupShare = (g: GuardPair): string => {
     signed(g.cpuMicrosPerRequest.withGuard - bare) +
     (g.floorCpuMicrosPerRequest === undefined
       ? ""
-      : `; the floor's lookup (one SHA-256, one plain Map read and write) ${signed(g.floorCpuMicrosPerRequest - bare)}`)
+      : `; the floor's lookup (one SHA-256, one plain Map read and write) ${signed(g.floorCpuMicrosPerRequest - bare)}`) +
+    (g.inPlace === undefined
+      ? ""
+      : `; timed in place, in turn: the registry lookup ${fmt(g.inPlace.registryNanos)} ns, the floor's ` +
+        `${fmt(g.inPlace.floorNanos)} ns (${fmt(g.inPlace.ratio, 2)}x the floor's speed)`)
 }
 
 /** The run as Markdown tables. */

@@ -87,6 +87,12 @@ describe("npm run bench", () => {
       assert.deepStrictEqual(results.guard!.guards.map((g) => g.lookupCpuMicrosPerRequest! > 0), [true, true, true])
       assert.deepStrictEqual(results.guard!.guards.map((g) => g.floorCpuMicrosPerRequest! > 0), [true, true, true])
       assert.strictEqual(stdout.split("the registry lookup alone (no guard)").length - 1, 3)
+      // Timed in place on the two stacks whose routes are plain functions.
+      assert.deepStrictEqual(
+        results.guard!.guards.map((g) => g.inPlace !== undefined && g.inPlace.registryNanos > 0 && g.inPlace.floorNanos > 0),
+        [false, true, true]
+      )
+      assert.strictEqual(stdout.split("timed in place, in turn").length - 1, 2)
       assert.strictEqual(stdout.split("the floor's lookup (one SHA-256, one plain Map read and write)").length - 1, 3)
       // One goal per requirement of the issue, each printed in the table.
       assert.strictEqual(results.goals.length, 14)
