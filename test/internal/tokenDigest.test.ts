@@ -37,8 +37,10 @@ describe("tokenDigest", () => {
     }
   })
 
-  it("leaves nothing of the token in its scratch space", () => {
+  it("leaves nothing of the token in its scratch space, digested or declined", () => {
     TokenDigest.ofAscii(BearerToken.mint())
+    assert.isTrue(TokenDigest.scratchIsClear())
+    assert.isUndefined(TokenDigest.ofAscii(BearerToken.mint().slice(0, -1) + "é"))
     assert.isTrue(TokenDigest.scratchIsClear())
   })
 
