@@ -44,8 +44,8 @@ const digest = new Int32Array(8)
 export const ofAscii = (text: string): Int32Array | undefined => {
   const n = text.length
   if (n > maxLength) return undefined
+  // All zero on entry: every return below clears what it wrote.
   const w = schedule
-  for (let i = 0; i < 16; i++) w[i] = 0
   let seen = 0
   for (let i = 0; i < n; i++) {
     const code = text.charCodeAt(i)
