@@ -121,10 +121,13 @@ const tokenOf = (rawHeaders: ReadonlyArray<string>): string => {
   return ""
 }
 
+/** Whether the registry's synchronous `lookup` found a token live. */
+const liveIn = (registry: GuardRegistry, token: string): boolean => !("_tag" in (registry.lookup(token) as object))
+
 /** Whether the lookup a guard makes (`lookupCall`, its call ended at once, or `lookup`) found the token live. */
 const lookedUp = (registry: GuardRegistry, rawHeaders: ReadonlyArray<string>, withCall: boolean): boolean => {
   const token = tokenOf(rawHeaders)
-  if (!withCall) return !("_tag" in (registry.lookup(token) as object))
+  if (!withCall) return liveIn(registry, token)
   const found = registry.lookupCall!(token) as CallLookup
   if ("_tag" in found) return false
   found.end()
@@ -143,7 +146,7 @@ const makeInPlace = (registry: GuardRegistry, floor: Contenders.PlainResolver) =
       const which = turn
       turn ^= 1
       const start = performance.now()
-      const live = which === 0 ? !("_tag" in (registry.lookup(token) as object)) : floor.resolve(token) !== undefined
+      const live = which === 0 ? liveIn(registry, token) : floor.resolve(token) !== undefined
       nanos[which]! += (performance.now() - start) * 1e6
       counts[which]!++
       return live
@@ -210,7 +213,7 @@ const listening = (listener: (req: IncomingMessage, res: ServerResponse) => void
     (server) => Effect.sync(server.close)
   )
 
-/** Serves each stack's four routes, then loads them in alternation. */
+/** Serves each stack's routes, loads the four of every stack in alternation, then the in-place one. */
 export const measure = (options: {
   readonly live: number
   readonly connections: number

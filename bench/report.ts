@@ -189,7 +189,7 @@ export const goals = (results: Omit<Results, "goals">): Array<Goal> => {
         out.push({
           goal: `sync check vs the floor, timed in place on ${g.stack}`,
           target: ">= 0.80x",
-          measured: `${ratio(g.inPlace.ratio)}`,
+          measured: ratio(g.inPlace.ratio),
           met: g.inPlace.ratio >= 0.8
         })
       }
