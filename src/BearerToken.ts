@@ -96,10 +96,21 @@ const shapeOf = (input: string): "missing" | "malformed" | undefined =>
     ? "malformed"
     : undefined
 
+// No issued token holds a character outside ASCII, and the digest of one
+// that does is of its UTF-8 bytes: its checksum could agree, by chance or by
+// craft, without its being a token.
+const isAscii = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) return false
+  }
+  return true
+}
+
 /**
  * Whether the checksum of a well-shaped `token` agrees with its `digest`. Any
- * changed, swapped or lost character fails it, and so does all but a 2^-36
- * share of random strings; a string crafted to pass it is merely unknown.
+ * changed, swapped or lost character fails it, and so does a character
+ * outside ASCII and all but a 2^-36 share of random strings; a string
+ * crafted to pass it is merely unknown.
  *
  * @internal
  */
@@ -111,7 +122,7 @@ export const checksumMatches = (token: string, key: string): boolean => {
   const k2 = key.charCodeAt(2)
   const k3 = key.charCodeAt(3)
   const k4 = key.charCodeAt(4)
-  return token.charCodeAt(keyedLength) === alphabetCodes[k0 >> 2] &&
+  return isAscii(token) && token.charCodeAt(keyedLength) === alphabetCodes[k0 >> 2] &&
     token.charCodeAt(keyedLength + 1) === alphabetCodes[((k0 & 3) << 4) | (k1 >> 4)] &&
     token.charCodeAt(keyedLength + 2) === alphabetCodes[((k1 & 15) << 2) | (k2 >> 6)] &&
     token.charCodeAt(keyedLength + 3) === alphabetCodes[k2 & 63] &&

@@ -455,6 +455,21 @@ for (const store of stores()) describe(`McpSessionRegistry (${store.name})`, () 
           assert.strictEqual(yield* reasonOf(registry.resolve(token(revoked))), "revoked")
         })))
 
+    it.effect("refuses a token holding a character outside ASCII as malformed, even under a checksum that agrees", () =>
+      withRegistry({}, (registry) =>
+        Effect.gen(function*() {
+          const real = token(yield* registry.issue({ threadId: "t", providerInstanceId: "p" }))
+          // The checksum of the body's UTF-8 bytes, as anyone can compute it.
+          const { createHash } = yield* Effect.promise(() => import("node:crypto"))
+          for (const odd of ["é", "中", "\ud800"]) {
+            const keyed = real.slice(0, 20) + odd + real.slice(21, 49)
+            const crafted = keyed + createHash("sha256").update(keyed).digest("base64url").slice(0, 6)
+            assert.strictEqual(crafted.length, real.length)
+            assert.strictEqual(yield* reasonOf(registry.resolve(crafted)), "malformed", JSON.stringify(odd))
+          }
+          yield* registry.resolve(real)
+        })))
+
     it.effect("keeps revoked, idle and expired reasons for the tombstone retention, then says unknown", () =>
       withRegistry({ idleTimeout: "10 minutes", tombstoneRetention: "1 hour", sweepInterval: "1 minute" }, (registry) =>
         Effect.gen(function*() {
