@@ -166,8 +166,7 @@ export const digest = (token: string): string => hash("sha256", token.slice(0, k
 
 /**
  * The SHA-256 digest of a whole token, checksum included, as a 32-character
- * binary string: the memory store's key (its lookup computes the same
- * digest as words, `internal/tokenDigest.ts`). A token found under it is the
+ * binary string: the memory store's key. A token found under it is the
  * issued token to its last character, so a live lookup needs no checksum
  * test (nor the slice `digest` hashes); the checksum is tested only for a
  * token the store does not hold, to tell `malformed` from `unknown`.

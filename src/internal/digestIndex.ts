@@ -3,11 +3,11 @@
  * the one index a lookup reads, on every request.
  *
  * A `Map` keyed by the digest string cost a lookup four cold cache lines in a
- * busy server (bucket, entry, the key string, the value) plus the string's
- * allocation and hashing. Here a digest is eight words (`tokenDigest.ts`)
- * and each shard an open-addressed table: a slot holds two of the words in an
- * `Int32Array` beside its value, so a probe reads no object, and only a slot
- * whose words agree reads its value's key to compare all eight.
+ * busy server (bucket, entry, the key string, the value) plus hashing the
+ * string again. Here the digest's own bytes are the hash: each shard is an
+ * open-addressed table whose slot holds two of the digest's 32-bit words in
+ * an `Int32Array` beside its value, so a probe reads no object, and only a
+ * slot whose words agree reads its value's key to compare the whole digest.
  * Linear probing with backward-shift deletion leaves no deleted slots to
  * step over. Split 64 ways, as `ShardedMap` is and for the same reason: no
  * resize ever moves more than a 64th of the index at once.
@@ -15,7 +15,11 @@
  * It does not iterate: every credential it holds is in the store's `byId`
  * index too, which does, and tolerates removals as it goes.
  */
-import { matches, ofKey, wordOf } from "./tokenDigest.ts"
+
+/** Word `i` (big-endian) of a digest held as a 32-character binary string. */
+const wordOf = (key: string, i: number): number =>
+  (key.charCodeAt(i * 4) << 24) | (key.charCodeAt(i * 4 + 1) << 16) | (key.charCodeAt(i * 4 + 2) << 8) |
+  key.charCodeAt(i * 4 + 3)
 
 /** What the index holds: a value that knows its digest, as a 32-character binary string. */
 export interface Keyed {
@@ -48,31 +52,36 @@ export class DigestIndex<V extends Keyed> {
     return this.count
   }
 
-  /** The value whose digest is `words` (eight words, as `tokenDigest.ofAscii` gives). */
-  get(words: Int32Array): V | undefined {
-    return this.find(words)
+  // The digest's top bits: its first byte's, as a 32-character binary string holds it.
+  private shardOf(key: string): Shard<V> {
+    return this.shards[key.charCodeAt(0) >>> (8 - shardBits)]!
   }
 
-  /** Whether a value with this digest (a binary string) is held. */
+  /** The value whose digest (a 32-character binary string) is `key`. */
+  get(key: string): V | undefined {
+    return this.find(key)
+  }
+
+  /** Whether a value with this digest is held. */
   has(key: string): boolean {
-    return this.find(ofKey(key)) !== undefined
+    return this.find(key) !== undefined
   }
 
-  private find(words: Int32Array): V | undefined {
-    const shard = this.shards[words[0]! >>> (32 - shardBits)]!
-    const w1 = words[1]!
-    const w2 = words[2]!
+  private find(key: string): V | undefined {
+    const shard = this.shardOf(key)
+    const w1 = wordOf(key, 1)
+    const w2 = wordOf(key, 2)
     const mask = shard.mask
     for (let slot = w1 & mask;; slot = (slot + 1) & mask) {
       const value = shard.values[slot]
       if (value === undefined) return undefined
-      if (shard.words[slot * 2] === w1 && shard.words[slot * 2 + 1] === w2 && matches(value.key, words)) return value
+      if (shard.words[slot * 2] === w1 && shard.words[slot * 2 + 1] === w2 && value.key === key) return value
     }
   }
 
   /** Adds a value whose digest is not held yet. */
   add(value: V): void {
-    const shard = this.shards[wordOf(value.key, 0) >>> (32 - shardBits)]!
+    const shard = this.shardOf(value.key)
     if ((shard.size + 1) * 2 > shard.values.length) this.resize(shard, shard.values.length * 2)
     place(shard, wordOf(value.key, 1), wordOf(value.key, 2), value)
     shard.size++
@@ -81,7 +90,7 @@ export class DigestIndex<V extends Keyed> {
 
   /** Removes this very value; whether it was held. */
   delete(value: V): boolean {
-    const shard = this.shards[wordOf(value.key, 0) >>> (32 - shardBits)]!
+    const shard = this.shardOf(value.key)
     const mask = shard.mask
     let slot = wordOf(value.key, 1) & mask
     while (shard.values[slot] !== value) {

@@ -13,7 +13,6 @@ import type { RevocationEvent, RevocationReason } from "../Revocation.ts"
 import { DigestIndex } from "./digestIndex.ts"
 import { randomBase64Url } from "./entropy.ts"
 import { byFirstCode, byTail, ShardedMap } from "./shardedMap.ts"
-import * as TokenDigest from "./tokenDigest.ts"
 
 const credentialIdPrefix = "cred_"
 const providerSessionIdPrefix = "psess_"
@@ -259,10 +258,9 @@ export class Store {
     // the whole token, so a token found is exact and a live lookup costs one
     // hash and no checksum test; only a token not held is checked further.
     if (token.length !== BearerToken.length) return this.neverValid(token.length === 0 ? "missing" : "malformed", now)
-    const words = TokenDigest.ofAscii(token)
-    if (words === undefined) return this.neverValid("malformed", now)
-    const entry = this.byDigest.get(words)
-    if (entry === undefined) return this.tombstone(token, TokenDigest.keyOf(words), now)
+    const key = BearerToken.lookupKey(token)
+    const entry = this.byDigest.get(key)
+    if (entry === undefined) return this.tombstone(token, key, now)
     const dead = this.deadReason(entry, now, idle)
     if (dead !== undefined) {
       this.reclaimed.push(this.remove(entry, dead, now, idle))
@@ -279,8 +277,7 @@ export class Store {
    */
   isLive(token: string, now: number, idle: number = this.idleClock(now)): boolean {
     if (token.length !== BearerToken.length) return false
-    const words = TokenDigest.ofAscii(token)
-    const entry = words === undefined ? undefined : this.byDigest.get(words)
+    const entry = this.byDigest.get(BearerToken.lookupKey(token))
     return entry !== undefined && this.deadReason(entry, now, idle) === undefined
   }
 
@@ -302,8 +299,7 @@ export class Store {
   // Why a token the store does not hold is refused: a credential it
   // remembers, else `malformed` when the token's checksum disagrees (a second
   // hash, paid only here), else `unknown`. A remembered key is a whole issued
-  // token, so its checksum holds. (A token outside ASCII never gets here: no
-  // issued token is, so it is `malformed` at once.)
+  // token, so its checksum holds.
   private tombstone(token: string, key: string, now: number): InvalidReason {
     const burial = this.tombstones.get(key)
     if (burial === undefined) {

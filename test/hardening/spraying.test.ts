@@ -80,9 +80,9 @@ class CountingMap<K, V> extends Map<K, V> {
 class CountingIndex extends DigestIndex<Entry> {
   reads = 0
   writes = 0
-  override get(words: Int32Array) {
+  override get(key: string) {
     this.reads++
-    return super.get(words)
+    return super.get(key)
   }
   override has(key: string) {
     this.reads++

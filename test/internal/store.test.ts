@@ -147,7 +147,7 @@ describe("Store lookup by the whole token", () => {
 })
 
 describe("Store lookups", () => {
-  it("refuse a token of the right length outside ASCII as malformed, without finding or hashing it as bytes", () => {
+  it("refuse a token of the right length outside ASCII as malformed", () => {
     const { issued, store } = filled(10, {})
     for (const { token } of issued) {
       for (const odd of ["é", "\u0100", "中", "\ud800"]) {
