@@ -8,8 +8,8 @@
  * SHA-256 verify one offline. The registry stores a token only as a SHA-256
  * digest: the Redis store that same digest, so checking and looking up a
  * token cost one hash; the memory store the digest of the whole token, so a
- * live token costs one hash and no checksum test, and a mistyped or truncated
- * one a second hash once no credential matched it.
+ * live token costs one hash and no checksum test, and a mistyped one a second
+ * hash once no credential matched it (a truncated one fails on its length).
  *
  * @since 0.1.0
  */
@@ -122,12 +122,13 @@ export const checksumMatches = (token: string, key: string): boolean => {
   const k2 = key.charCodeAt(2)
   const k3 = key.charCodeAt(3)
   const k4 = key.charCodeAt(4)
-  return isAscii(token) && token.charCodeAt(keyedLength) === alphabetCodes[k0 >> 2] &&
+  return token.charCodeAt(keyedLength) === alphabetCodes[k0 >> 2] &&
     token.charCodeAt(keyedLength + 1) === alphabetCodes[((k0 & 3) << 4) | (k1 >> 4)] &&
     token.charCodeAt(keyedLength + 2) === alphabetCodes[((k1 & 15) << 2) | (k2 >> 6)] &&
     token.charCodeAt(keyedLength + 3) === alphabetCodes[k2 & 63] &&
     token.charCodeAt(keyedLength + 4) === alphabetCodes[k3 >> 2] &&
-    token.charCodeAt(keyedLength + 5) === alphabetCodes[((k3 & 3) << 4) | (k4 >> 4)]
+    token.charCodeAt(keyedLength + 5) === alphabetCodes[((k3 & 3) << 4) | (k4 >> 4)] &&
+    isAscii(token)
 }
 
 // The whole format, for `check`: a checksum anyone can compute does not keep

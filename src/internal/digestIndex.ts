@@ -43,7 +43,7 @@ class Shard<V extends Keyed> {
   }
 }
 
-/** A set of `Keyed` values, found by their digest as words. */
+/** A set of `Keyed` values, found by their digest (`BearerToken.lookupKey`'s binary string). */
 export class DigestIndex<V extends Keyed> {
   private readonly shards: ReadonlyArray<Shard<V>> = Array.from({ length: 1 << shardBits }, () => new Shard<V>(minCapacity))
   private count = 0
